@@ -1,0 +1,213 @@
+// Elementwise map kernels (unary, binary with broadcasting, ternary where, casts) and their
+// float64 references. One generator: an expression over operands a, b, c and scalars u.s0/u.s1.
+// Layout follows the data: all-contiguous inputs take the flat path (immediates only);
+// otherwise dims are coalesced and a strided path indexes each input by its own strides.
+import { type DType, type Launch, type View, cdiv, coalesce, contiguousStrides, dimRef, grid1d, numel, pack8, WG_LINEAR } from './common.ts';
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'relu' | 'sigmoid' | 'tanh'
+  | 'powS' | 'addS' | 'mulS' | 'rsubS' | 'clamp' | 'copy' | 'sign' | 'square' | 'reciprocal';
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum'
+  | 'reluGrad' | 'sigmoidGrad' | 'tanhGrad' | 'powSGrad';
+export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+interface OpInfo { wgsl: string; ref: (a: number, b: number, s0: number, s1: number) => number; floatOnly?: boolean }
+
+// powS: torch.pow(x, p) with a negative base is defined for integer p only.
+const powWgsl = (x: string, p: string) =>
+  `select(select(pow(abs(${x}), ${p}), -pow(abs(${x}), ${p}), fract(${p} * 0.5) != 0.0), pow(${x}, ${p}), ${x} >= 0.0 || fract(${p}) != 0.0)`;
+const powRef = (a: number, p: number) => Math.pow(a, p);
+
+export const UNARY: Record<UnaryOp, OpInfo> = {
+  neg: { wgsl: '-a', ref: (a) => -a },
+  exp: { wgsl: 'exp(a)', ref: (a) => Math.exp(a), floatOnly: true },
+  log: { wgsl: 'log(a)', ref: (a) => Math.log(a), floatOnly: true },
+  sqrt: { wgsl: 'sqrt(a)', ref: (a) => Math.sqrt(a), floatOnly: true },
+  rsqrt: { wgsl: 'inverseSqrt(a)', ref: (a) => 1 / Math.sqrt(a), floatOnly: true },
+  abs: { wgsl: 'abs(a)', ref: (a) => Math.abs(a) },
+  relu: { wgsl: 'max(a, T(0))', ref: (a) => Math.max(a, 0) },
+  // Stable in both tails: exp of a non-positive number only.
+  sigmoid: { wgsl: 'select(exp(a) / (1.0 + exp(a)), 1.0 / (1.0 + exp(-a)), a >= 0.0)', ref: (a) => 1 / (1 + Math.exp(-a)), floatOnly: true },
+  // WGSL tanh overflows to NaN for |a| > ~44 on some drivers: clamp first (tanh(9) == 1 in f32).
+  tanh: { wgsl: 'tanh(clamp(a, -9.0, 9.0))', ref: (a) => Math.tanh(a), floatOnly: true },
+  powS: { wgsl: powWgsl('a', 'u.s0'), ref: (a, _b, s0) => powRef(a, s0), floatOnly: true },
+  addS: { wgsl: 'a + T(u.s0)', ref: (a, _b, s0) => a + s0 },
+  mulS: { wgsl: 'a * T(u.s0)', ref: (a, _b, s0) => a * s0 },
+  rsubS: { wgsl: 'T(u.s0) - a', ref: (a, _b, s0) => s0 - a },
+  clamp: { wgsl: 'min(max(a, T(u.s0)), T(u.s1))', ref: (a, _b, s0, s1) => Math.min(Math.max(a, s0), s1) },
+  copy: { wgsl: 'a', ref: (a) => a },
+  sign: { wgsl: 'sign(a)', ref: (a) => Math.sign(a), floatOnly: true },
+  square: { wgsl: 'a * a', ref: (a) => a * a },
+  reciprocal: { wgsl: '1.0 / a', ref: (a) => 1 / a, floatOnly: true },
+};
+
+export const BINARY: Record<BinaryOp, OpInfo> = {
+  add: { wgsl: 'a + b', ref: (a, b) => a + b },
+  sub: { wgsl: 'a - b', ref: (a, b) => a - b },
+  mul: { wgsl: 'a * b', ref: (a, b) => a * b },
+  div: { wgsl: 'a / b', ref: (a, b) => (Number.isInteger(a) && Number.isInteger(b) ? Math.trunc(a / b) : a / b) },
+  maximum: { wgsl: 'max(a, b)', ref: (a, b) => Math.max(a, b) },
+  minimum: { wgsl: 'min(a, b)', ref: (a, b) => Math.min(a, b) },
+  // Backward helpers fused into one pass: a = upstream grad, b = saved forward input/output.
+  reluGrad: { wgsl: 'select(T(0), a, b > T(0))', ref: (a, b) => (b > 0 ? a : 0) },
+  sigmoidGrad: { wgsl: 'a * b * (1.0 - b)', ref: (a, b) => a * b * (1 - b), floatOnly: true },
+  tanhGrad: { wgsl: 'a * (1.0 - b * b)', ref: (a, b) => a * (1 - b * b), floatOnly: true },
+  // d/dx x^p = p x^(p-1), with x^(p-1) via the same sign rule as powS.
+  powSGrad: { wgsl: `a * u.s0 * ${powWgsl('b', 'u.s1')}`, ref: (a, b, s0) => a * s0 * Math.pow(b, s0 - 1), floatOnly: true },
+};
+
+export const COMPARE: Record<CompareOp, { wgsl: string; ref: (a: number, b: number) => boolean }> = {
+  eq: { wgsl: '==', ref: (a, b) => a === b },
+  ne: { wgsl: '!=', ref: (a, b) => a !== b },
+  lt: { wgsl: '<', ref: (a, b) => a < b },
+  le: { wgsl: '<=', ref: (a, b) => a <= b },
+  gt: { wgsl: '>', ref: (a, b) => a > b },
+  ge: { wgsl: '>=', ref: (a, b) => a >= b },
+};
+
+const WG = 256;
+const EPT = 4; // elements per thread on the flat path: amortises index math, keeps loads coalesced
+
+/**
+ * One map kernel: out[i] = expr(a[i], b[i], c[i]) over the broadcast shape `outShape`.
+ * `inputs` are views already expanded to outShape (broadcast dims have stride 0).
+ * `expr` sees operands a, b, c typed by `inTypes`, scalars u.s0/u.s1 (f32) and T = outType.
+ */
+export function mapLaunch(name: string, expr: string, inTypes: DType[], outType: DType, inputs: View[], outShape: number[], s0 = 0, s1 = 0): Launch {
+  const n = numel(outShape);
+  const co = coalesce(outShape, [contiguousStrides(outShape), ...inputs.map((v) => v.strides)]);
+  const flat = co.shape.length === 1 && co.strides.every((s) => s[0] === 1);
+  const rank = co.shape.length;
+  const letters = ['a', 'b', 'c'];
+  const nIn = inputs.length;
+  const key = `map:${name}:${inTypes.join(',')}>${outType}:${flat ? 'flat' : `r${rank}`}`;
+  const offs = inputs.map((v) => v.offset);
+  if (flat) {
+    return {
+      key,
+      build: () => ({
+        uniforms: [['n', 'u32'], ...offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']), ['s0', 'f32'], ['s1', 'f32']],
+        code: `
+alias T = ${outType};
+${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${inTypes[i]}>;`).join('\n')}
+@group(0) @binding(${nIn}) var<storage, read_write> out: array<${outType}>;
+${WG_LINEAR}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let base = wgLinear(wid, nwg) * ${WG * EPT}u + lid;
+  for (var k = 0u; k < ${EPT}u; k++) {
+    let i = base + k * ${WG}u;
+    if (i < u.n) {
+      ${inputs.map((_, j) => `let ${letters[j]} = in${j}[i + u.o${j}];`).join(' ')}
+      out[i] = T(${expr});
+    }
+  }
+}`,
+      }),
+      uniforms: [n, ...offs, s0, s1],
+      grid: grid1d(cdiv(n, WG * EPT)),
+    };
+  }
+  const shapeP = pack8(co.shape, 1);
+  const stridesP = co.strides.slice(1).map((s) => pack8(s, 0));
+  return {
+    key,
+    build: () => ({
+      uniforms: [
+        ['sh0', 'vec4u'], ['sh1', 'vec4u'],
+        ...inputs.flatMap((_, i) => [[`st${i}_0`, 'vec4i'], [`st${i}_1`, 'vec4i']] as [string, 'vec4i'][]),
+        ['n', 'u32'], ...offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']), ['s0', 'f32'], ['s1', 'f32'],
+      ],
+      code: `
+alias T = ${outType};
+${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${inTypes[i]}>;`).join('\n')}
+@group(0) @binding(${nIn}) var<storage, read_write> out: array<${outType}>;
+${WG_LINEAR}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (i >= u.n) { return; }
+  var rem = i;
+  ${inputs.map((_, j) => `var p${j} = i32(u.o${j});`).join(' ')}
+  ${Array.from({ length: rank }, (_, t) => {
+    const d = rank - 1 - t;
+    const sh = dimRef('sh', d);
+    const c = d > 0 ? `rem % ${sh}` : 'rem';
+    return `{ let c = i32(${c}); ${inputs.map((_, j) => `p${j} += c * ${dimRef(`st${j}_`, d)};`).join(' ')} ${d > 0 ? `rem = rem / ${sh};` : ''} }`;
+  }).join('\n  ')}
+  ${inputs.map((_, j) => `let ${letters[j]} = in${j}[p${j}];`).join(' ')}
+  out[i] = T(${expr});
+}`,
+    }),
+    uniforms: [...shapeP, ...stridesP.flat(), n, ...offs, s0, s1],
+    grid: grid1d(cdiv(n, WG)),
+  };
+}
+
+export function unaryLaunch(op: UnaryOp, dtype: DType, x: View, s0 = 0, s1 = 0): Launch {
+  return mapLaunch(op, UNARY[op].wgsl, [dtype], dtype, [x], x.shape, s0, s1);
+}
+
+export function binaryLaunch(op: BinaryOp, dtype: DType, a: View, b: View, outShape: number[], s0 = 0, s1 = 0): Launch {
+  return mapLaunch(op, BINARY[op].wgsl, [dtype, dtype], dtype, [a, b], outShape, s0, s1);
+}
+
+/** Comparisons produce u32 0/1 masks. */
+export function compareLaunch(op: CompareOp, dtype: DType, a: View, b: View, outShape: number[]): Launch {
+  return mapLaunch(op, `select(0u, 1u, a ${COMPARE[op].wgsl} b)`, [dtype, dtype], 'u32', [a, b], outShape);
+}
+
+/** where(cond != 0, a, b). */
+export function whereLaunch(condType: DType, dtype: DType, cond: View, a: View, b: View, outShape: number[]): Launch {
+  return mapLaunch('where', `select(c, b, a != ${condType}(0))`, [condType, dtype, dtype], dtype, [cond, a, b], outShape);
+}
+
+/** Casts follow WGSL conversion: f32→i32/u32 truncate toward zero (as torch) and saturate. */
+export function castLaunch(from: DType, to: DType, x: View): Launch {
+  return mapLaunch('cast', 'a', [from], to, [x], x.shape);
+}
+
+// ---- float64 references -------------------------------------------------------------------
+
+/** Broadcast shape (numpy rules); throws naming both shapes. */
+export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1;
+    const db = b[b.length - r + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new Error(`${op}: shapes [${a}] and [${b}] do not broadcast (dim ${i}: ${da} vs ${db})`);
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Reads `data` (contiguous, `shape`) broadcast to outShape, as a flat float64 array. */
+export function refBroadcast(data: ArrayLike<number>, shape: readonly number[], outShape: readonly number[]): Float64Array {
+  const n = numel(outShape);
+  const out = new Float64Array(n);
+  const r = outShape.length;
+  const st = contiguousStrides(shape);
+  for (let i = 0; i < n; i++) {
+    let rem = i;
+    let off = 0;
+    for (let d = r - 1; d >= 0; d--) {
+      const c = rem % outShape[d];
+      rem = Math.floor(rem / outShape[d]);
+      const sd = d - (r - shape.length);
+      if (sd >= 0 && shape[sd] !== 1) off += c * st[sd];
+    }
+    out[i] = data[off];
+  }
+  return out;
+}
+
+export function refUnary(op: UnaryOp, x: ArrayLike<number>, s0 = 0, s1 = 0): Float64Array {
+  return Float64Array.from(x, (v) => UNARY[op].ref(v, 0, s0, s1));
+}
+
+export function refBinary(op: BinaryOp, a: ArrayLike<number>, aShape: number[], b: ArrayLike<number>, bShape: number[], s0 = 0, s1 = 0): { data: Float64Array; shape: number[] } {
+  const shape = broadcastShapes(op, aShape, bShape);
+  const A = refBroadcast(a, aShape, shape);
+  const B = refBroadcast(b, bShape, shape);
+  return { data: A.map((v, i) => BINARY[op].ref(v, B[i], s0, s1)), shape };
+}
