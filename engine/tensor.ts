@@ -2,6 +2,7 @@
 // Memory is freed deterministically: dispose() or the end of a tidy() scope, never the GC.
 import { contiguousStrides, numel, type DType, type View } from '../kernels/common.ts';
 import { runtime } from './runtime.ts';
+import { mapLaunch } from '../kernels/elementwise.ts';
 
 export type { DType };
 export const bytesPerElement = (_d: DType) => 4;
@@ -138,13 +139,20 @@ export function tidy<T>(fn: () => T): T {
 
 // ---- allocation ----------------------------------------------------------------------------
 
-/** Uninitialised contiguous tensor (contents undefined until a kernel writes it). */
+let poison = !!process.env.MRCNN_POISON;
+/** Tests: fill every new tensor with NaN bits (0x7fc00000) so elements a kernel forgot to write show. */
+export function setPoison(on: boolean): void {
+  poison = on;
+}
+
+/** Uninitialised contiguous tensor (contents undefined until a kernel writes it; NaN-poisoned in tests). */
 export function empty(shape: number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
   for (const s of shape) {
     if (!Number.isInteger(s) || s < 0) throw new Error(`${label}: invalid shape [${shape}]`);
   }
   const n = numel(shape);
   const buf = runtime().pool.acquire(Math.max(n, 1) * bytesPerElement(dtype), `${label}[${shape}]`);
+  if (poison && n > 0) runtime().launch(mapLaunch('poison', 'bitcast<T>(0x7fc00000u)', [], dtype, [], [n]), [buf]);
   return new Tensor(new Storage(buf, n, label), shape.slice(), contiguousStrides(shape), 0, dtype);
 }
 

@@ -1,0 +1,169 @@
+// Layout kernels: strided assignment (dst view ← src view), the building block of contiguous(),
+// slice backward, concat, stack and pad; index kernels: gather, index-select, scatter-add.
+import { type DType, type Launch, type View, cdiv, coalesce, dimRef, grid1d, numel, pack8, WG_LINEAR, refRead } from './common.ts';
+
+const WG = 256;
+
+/** dst[view] = src[view] elementwise over the common shape; both may be arbitrary strided views. */
+export function assignLaunch(dtype: DType, src: View, dst: View): Launch {
+  const n = numel(dst.shape);
+  const co = coalesce(dst.shape, [src.strides, dst.strides]);
+  const rank = co.shape.length;
+  return {
+    key: `assign:${dtype}:r${rank}`,
+    build: () => ({
+      uniforms: [['sh0', 'vec4u'], ['sh1', 'vec4u'], ['ss0', 'vec4i'], ['ss1', 'vec4i'], ['ds0', 'vec4i'], ['ds1', 'vec4i'], ['n', 'u32'], ['so', 'u32'], ['do_', 'u32']],
+      code: `
+@group(0) @binding(0) var<storage, read> src: array<${dtype}>;
+@group(0) @binding(1) var<storage, read_write> dst: array<${dtype}>;
+${WG_LINEAR}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (i >= u.n) { return; }
+  var rem = i; var ps = i32(u.so); var pd = i32(u.do_);
+  ${Array.from({ length: rank }, (_, t) => {
+    const d = rank - 1 - t;
+    const sh = dimRef('sh', d);
+    return `{ let c = i32(${d > 0 ? `rem % ${sh}` : 'rem'}); ps += c * ${dimRef('ss', d)}; pd += c * ${dimRef('ds', d)}; ${d > 0 ? `rem = rem / ${sh};` : ''} }`;
+  }).join('\n  ')}
+  dst[pd] = src[ps];
+}`,
+    }),
+    uniforms: [...pack8(co.shape, 1), ...pack8(co.strides[0], 0), ...pack8(co.strides[1], 0), n, src.offset, dst.offset],
+    grid: grid1d(cdiv(n, WG)),
+  };
+}
+
+/**
+ * Generic index kernel over x viewed as [pre, D, post] (dim of size D), index i32 over
+ * [pre, L, post] (gather) or [L] (index-select). out is contiguous [pre, L, post].
+ *   gather      : out[p,l,q] = x[p, idx[p,l,q], q]
+ *   indexSelect : out[p,l,q] = x[p, idx[l], q]
+ * Out-of-range indices are clamped (caller validates when it matters; no OOB reads).
+ */
+export function gatherLaunch(mode: 'gather' | 'indexSelect', dtype: DType, x: View, dim: number, idx: View, outShape: number[]): Launch {
+  const pre = numel(outShape.slice(0, dim));
+  const L = outShape[dim];
+  const post = numel(outShape.slice(dim + 1));
+  const D = x.shape[dim];
+  const n = pre * L * post;
+  // x strides for [pre, D, post] need x's pre and post dims each collapsible; callers make x contiguous.
+  const xsD = x.strides[dim];
+  const xsPost = 1;
+  const xsPre = D * post;
+  return {
+    key: `${mode}:${dtype}`,
+    build: () => ({
+      uniforms: [['n', 'u32'], ['L', 'u32'], ['post', 'u32'], ['D', 'u32'], ['xoff', 'u32'], ['xsPre', 'u32'], ['xsD', 'u32'], ['xsPost', 'u32'], ['ioff', 'u32']],
+      code: `
+@group(0) @binding(0) var<storage, read> x: array<${dtype}>;
+@group(0) @binding(1) var<storage, read> idx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<${dtype}>;
+${WG_LINEAR}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (i >= u.n) { return; }
+  let q = i % u.post;
+  let l = (i / u.post) % u.L;
+  let p = i / (u.post * u.L);
+  let j = idx[u.ioff + ${mode === 'gather' ? 'i' : 'l'}];
+  let jj = u32(clamp(j, 0, i32(u.D) - 1));
+  out[i] = x[u.xoff + p * u.xsPre + jj * u.xsD + q * u.xsPost];
+}`,
+    }),
+    uniforms: [n, L, post, D, x.offset, xsPre, xsD, xsPost, idx.offset],
+    grid: grid1d(cdiv(n, WG)),
+  };
+}
+
+/**
+ * out[p, idx(...), q] += src[p, l, q] with a compare-and-swap float add on atomic<u32> (WGSL has
+ * no float atomics, ../shared/reference/webgpu-dawn-notes.md §5.3). out is contiguous
+ * [pre, D, post] and already holds the base values. Order of adds is nondeterministic.
+ */
+export function scatterAddLaunch(mode: 'gather' | 'indexSelect', src: View, dim: number, D: number, idx: View): Launch {
+  const pre = numel(src.shape.slice(0, dim));
+  const L = src.shape[dim];
+  const post = numel(src.shape.slice(dim + 1));
+  const n = pre * L * post;
+  return {
+    key: `scatterAdd-${mode}`,
+    build: () => ({
+      uniforms: [['n', 'u32'], ['L', 'u32'], ['post', 'u32'], ['D', 'u32'], ['soff', 'u32'], ['ioff', 'u32']],
+      code: `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> idx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<atomic<u32>>;
+${WG_LINEAR}
+fn atomicAddF32(a: u32, v: f32) {
+  var old = atomicLoad(&out[a]);
+  loop {
+    let r = atomicCompareExchangeWeak(&out[a], old, bitcast<u32>(bitcast<f32>(old) + v));
+    if (r.exchanged) { break; }
+    old = r.old_value;
+  }
+}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (i >= u.n) { return; }
+  let q = i % u.post;
+  let l = (i / u.post) % u.L;
+  let p = i / (u.post * u.L);
+  let j = idx[u.ioff + ${mode === 'gather' ? 'i' : 'l'}];
+  if (j < 0 || u32(j) >= u.D) { return; }
+  atomicAddF32((p * u.D + u32(j)) * u.post + q, src[u.soff + i]);
+}`,
+    }),
+    uniforms: [n, L, post, D, src.offset, idx.offset],
+    grid: grid1d(cdiv(n, WG)),
+  };
+}
+
+// ---- float64 references ----------------------------------------------------------------------
+
+export function refAssign(src: ArrayLike<number>, sv: View, dstInit: ArrayLike<number>, dv: View): Float64Array {
+  const out = Float64Array.from(dstInit);
+  const n = numel(dv.shape);
+  for (let i = 0; i < n; i++) {
+    let off = dv.offset;
+    let rem = i;
+    for (let d = dv.shape.length - 1; d >= 0; d--) {
+      off += (rem % dv.shape[d]) * dv.strides[d];
+      rem = Math.floor(rem / dv.shape[d]);
+    }
+    out[off] = refRead(src, sv, i);
+  }
+  return out;
+}
+
+/** torch.gather / index_select on contiguous x [pre, D, post]. */
+export function refGather(mode: 'gather' | 'indexSelect', x: ArrayLike<number>, xShape: number[], dim: number, idx: ArrayLike<number>, outShape: number[]): Float64Array {
+  const pre = numel(outShape.slice(0, dim));
+  const L = outShape[dim];
+  const post = numel(outShape.slice(dim + 1));
+  const D = xShape[dim];
+  const out = new Float64Array(pre * L * post);
+  for (let p = 0; p < pre; p++)
+    for (let l = 0; l < L; l++)
+      for (let q = 0; q < post; q++) {
+        const i = (p * L + l) * post + q;
+        const j = mode === 'gather' ? idx[i] : idx[l];
+        out[i] = x[(p * D + j) * post + q];
+      }
+  return out;
+}
+
+export function refScatterAdd(mode: 'gather' | 'indexSelect', base: ArrayLike<number>, D: number, src: ArrayLike<number>, srcShape: number[], dim: number, idx: ArrayLike<number>): Float64Array {
+  const out = Float64Array.from(base);
+  const pre = numel(srcShape.slice(0, dim));
+  const L = srcShape[dim];
+  const post = numel(srcShape.slice(dim + 1));
+  for (let p = 0; p < pre; p++)
+    for (let l = 0; l < L; l++)
+      for (let q = 0; q < post; q++) {
+        const i = (p * L + l) * post + q;
+        const j = mode === 'gather' ? idx[i] : idx[l];
+        out[(p * D + j) * post + q] += src[i];
+      }
+  return out;
+}
