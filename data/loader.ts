@@ -235,6 +235,7 @@ export class DataLoader {
       return await (this.pool ? this.pool.run(input, this.config) : prepareSample(input, this.config));
     } catch (e) {
       if (!(e instanceof BadImageError) || this.options.onBadImage === 'throw') throw e;
+      if (this.knownBad.has(recordIndex)) return null; // prefetch may have decoded it twice: count once
       this.knownBad.add(recordIndex);
       this.issues.add(e.kind, e.message);
       this.log?.(`loader: skipping ${e.message} (${this.issues.total()} bad images so far)`);
