@@ -63,3 +63,26 @@ for (const c of fx.random) {
   });
 }
 random.run();
+
+const errors = suite('eval bad input');
+const base = fx.hand[0];
+errors('results for unknown images, bad RLE, missing fields name the item', () => {
+  const gt = structuredClone(base.gt);
+  const q = { log: () => {}, warn: () => {} };
+  assert.throws(() => cocoEvaluate(gt, [{ image_id: 99, category_id: 1, bbox: [0, 0, 1, 1], score: 1 }], { iouType: 'bbox', ...q }),
+    /result 0 has image_id 99, which is not in the GT images/);
+  assert.throws(() => cocoEvaluate(gt, [{ image_id: 1, category_id: 1, segmentation: { size: [200, 100], counts: '0' }, score: 1 }], { iouType: 'segm', ...q }),
+    /result 0.*RLE size \[h=200, w=100\] disagrees with image \[h=200, w=200\]/);
+  assert.throws(() => cocoEvaluate(gt, [{ image_id: 1, category_id: 1, segmentation: { size: [200, 200], counts: 'zz' }, score: 1 }], { iouType: 'segm', ...q }),
+    /result 0 segmentation has char "z"/);
+  const badPoly = structuredClone(base.gt);
+  badPoly.annotations[0].segmentation = [[1, 2, 3, 4]];
+  assert.throws(() => cocoEvaluate(badPoly, [], { iouType: 'segm', ...q }), /GT annotation id 1 polygon 0: polygon has 2 points; at least 3 are required/);
+  assert.throws(() => cocoEvaluate(gt, [{ image_id: 1, category_id: 1, keypoints: [1, 2, 1], score: 1 }], { iouType: 'keypoints', ...q }),
+    /GT annotation id 1: no keypoints/);
+});
+errors('empty image set and empty results evaluate to -1 / 0 without crashing', () => {
+  const r = cocoEvaluate({ images: [], annotations: [], categories: [{ id: 1, name: 'a' }] }, [], { iouType: 'bbox', log: () => {} });
+  assert.equal(r.stats, new Array(12).fill(-1));
+});
+errors.run();

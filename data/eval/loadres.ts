@@ -41,7 +41,7 @@ export function loadRes(gtImageIds: ReadonlySet<number>, results: readonly CocoR
     if (!gtImageIds.has(r.image_id)) throw new Error(`loadRes: result ${i} has image_id ${r.image_id}, which is not in the GT images (results must correspond to the GT set)`);
   });
   if (results.length === 0) return [];
-  const r0 = results[0] as CocoResult & { bbox?: number[] };
+  const r0 = results[0] as Omit<CocoResult, 'bbox'> & { bbox?: number[] };
   const out: LoadedResult[] = [];
   if (r0.bbox !== undefined && !(Array.isArray(r0.bbox) && r0.bbox.length === 0)) {
     results.forEach((r, i) => {
