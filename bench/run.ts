@@ -1,0 +1,107 @@
+// `npm run bench [-- --filter matmul --reps 5 --no-tfjs --full --out bench/out/bench.json]`
+// Runs every bench/*.bench.ts (each exports `cases(size)`), measures the FMA/copy ceilings and
+// per-dispatch overhead in the same run, prints a markdown table and writes a JSON result file.
+import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { create } from 'webgpu';
+import { initEngine, runtime } from '../engine/runtime.ts';
+import { describeDevice, shutdownEngine } from '../engine/device.ts';
+import { copyLaunch, emptyLaunch, fmaLaunch } from '../kernels/ceiling.ts';
+import { formatTable, timeOurs, timeTfjs, toRow, type BenchCase, type BenchRow, type Ceilings, type Tf } from './harness.ts';
+
+export type BenchSize = 'small' | 'full';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const filter = opt('--filter');
+const reps = Number(opt('--reps') ?? 5);
+const size: BenchSize = args.includes('--full') ? 'full' : 'small';
+const here = dirname(fileURLToPath(import.meta.url));
+const outPath = opt('--out') ?? join(here, 'out', 'bench.json');
+
+async function measureCeilings(): Promise<Ceilings & { dispatchUs: number; compileMs: number }> {
+  const rt = runtime();
+  const out = rt.pool.acquire(4 << 20, 'ceiling-out');
+  const fma = fmaLaunch(1 << 18);
+  const n = 1 << 24;
+  const a = rt.pool.acquire(n * 4, 'ceiling-a');
+  const b = rt.pool.acquire(n * 4, 'ceiling-b');
+  const copy = copyLaunch(n / 4);
+  const t0 = performance.now();
+  rt.launch(fma.launch, [out]);
+  rt.launch(copy.launch, [a, b]);
+  const empty = emptyLaunch();
+  rt.launch(empty, [out]);
+  await rt.sync();
+  const compileMs = performance.now() - t0;
+  const fmaMs: number[] = [];
+  const copyMs: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    fmaMs.push((await rt.timeMs(() => rt.launch(fma.launch, [out]))).ms);
+    copyMs.push((await rt.timeMs(() => rt.launch(copy.launch, [a, b]))).ms);
+  }
+  // Dispatch overhead: wall clock of many empty dispatches (record + submit + GPU), per dispatch.
+  const k = 2000;
+  await rt.sync();
+  const w0 = performance.now();
+  for (let i = 0; i < k; i++) rt.launch(empty, [out]);
+  await rt.sync();
+  const dispatchUs = ((performance.now() - w0) * 1000) / k;
+  rt.pool.release(out);
+  rt.pool.release(a);
+  rt.pool.release(b);
+  const best = (xs: number[]) => Math.min(...xs);
+  return { fmaGflops: fma.flops / best(fmaMs) / 1e6, copyGbps: copy.bytes / best(copyMs) / 1e6, dispatchUs, compileMs };
+}
+
+async function loadTfjs(): Promise<Tf | null> {
+  if (args.includes('--no-tfjs')) return null;
+  try {
+    // tfjs-backend-webgpu looks for navigator.gpu; dawn.node provides it on the same adapter.
+    const flags = process.env.MRCNN_ADAPTER ? [`adapter=${process.env.MRCNN_ADAPTER}`] : [];
+    (globalThis as any).navigator = { gpu: create(flags), userAgent: 'node' };
+    const tf = (await import('@tensorflow/tfjs-core')) as unknown as Tf;
+    await import('@tensorflow/tfjs-backend-webgpu');
+    const ok = await tf.setBackend('webgpu');
+    if (!ok) throw new Error('setBackend(webgpu) returned false');
+    await tf.ready();
+    return tf;
+  } catch (e) {
+    console.log(`bench: tfjs-backend-webgpu unavailable (${(e as Error).message}); peer column left empty`);
+    return null;
+  }
+}
+
+async function main(): Promise<void> {
+  const rt = await initEngine();
+  console.log(`device: ${describeDevice(rt.dev)}`);
+  const ceil = await measureCeilings();
+  console.log(`ceilings: FMA ${ceil.fmaGflops.toFixed(1)} GFLOP/s, copy ${ceil.copyGbps.toFixed(2)} GB/s; empty dispatch ${ceil.dispatchUs.toFixed(1)} µs; first 3 pipelines compiled+ran in ${ceil.compileMs.toFixed(0)} ms`);
+  const tf = await loadTfjs();
+  const files = readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort();
+  const rows: BenchRow[] = [];
+  for (const file of files) {
+    const mod = (await import(pathToFileURL(join(here, file)).href)) as { cases: (s: BenchSize) => BenchCase[] };
+    for (const c of mod.cases(size)) {
+      if (filter && !`${c.family} ${c.name}`.includes(filter)) continue;
+      const compile0 = rt.stats.compileMs;
+      const ours = await timeOurs(c, reps);
+      const tfjsMs = tf ? await timeTfjs(tf, c, Math.min(reps, 3)).catch((e) => (console.log(`  tfjs ${c.name}: ${(e as Error).message}`), null)) : null;
+      const row = toRow(c, ours.ms, ours.timing, tfjsMs, ceil);
+      rows.push(row);
+      console.log(`${c.family}/${c.name} ${c.shape}: ${row.ms.toFixed(3)} ms ${row.gflops ? `${row.gflops.toFixed(1)} GFLOP/s ` : ''}${row.gbps ? `${row.gbps.toFixed(2)} GB/s ` : ''}(${row.pctCeiling?.toFixed(0)}% of ceiling)${tfjsMs ? `, tfjs ${tfjsMs.toFixed(2)} ms → ${row.speedupVsTfjs!.toFixed(2)}×` : ''}; compile ${(rt.stats.compileMs - compile0).toFixed(0)} ms`);
+    }
+  }
+  console.log('\n' + formatTable(rows));
+  mkdirSync(dirname(outPath), { recursive: true });
+  writeFileSync(outPath, JSON.stringify({ date: new Date().toISOString(), device: describeDevice(rt.dev), size, reps, ceilings: ceil, pipelines: rt.stats.pipelines, compileMsTotal: rt.stats.compileMs, rows }, null, 2));
+  console.log(`\nwrote ${outPath}`);
+  await shutdownEngine();
+  process.exit(0);
+}
+
+await main();
