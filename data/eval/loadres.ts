@@ -3,7 +3,7 @@
 
 import type { CocoAnnotation, CocoDataset, CocoImage, CocoResult } from '../coco-types.ts';
 import { segmentationToRle } from '../polygon.ts';
-import { type Rle, rleArea, rleFromCompressed, rleToBbox } from '../rle.ts';
+import { type Rle, checkRleForImage, rleArea, rleFromCompressed, rleToBbox } from '../rle.ts';
 import type { IouType } from './params.ts';
 
 /** One GT or DT as the evaluator sees it. */
@@ -25,6 +25,8 @@ export interface EvalAnn {
 export interface LoadedResult {
   id: number; image_id: number; category_id: number; score: number; area: number; iscrowd: number;
   bbox?: number[]; segmentation?: CocoResult['segmentation'] | number[][]; keypoints?: number[];
+  /** The decoded compressed RLE, kept so segm evaluation does not parse the string twice. */
+  parsedRle?: Rle;
 }
 
 export type Warn = (msg: string) => void;
@@ -55,7 +57,7 @@ export function loadRes(gtImageIds: ReadonlySet<number>, results: readonly CocoR
       const seg = r.segmentation;
       if (!seg || typeof seg.counts !== 'string') throw new Error(`loadRes: result ${i} segmentation must be a compressed RLE ({size, counts: string}) as pycocotools requires`);
       const rle = rleFromCompressed(seg, `result ${i} segmentation`);
-      out.push({ ...r, area: rleArea(rle), bbox: r.bbox ? [...r.bbox] : rleToBbox(rle), id: i + 1, iscrowd: 0 });
+      out.push({ ...r, area: rleArea(rle), bbox: r.bbox ? [...r.bbox] : rleToBbox(rle), id: i + 1, iscrowd: 0, parsedRle: rle });
     });
   } else if (r0.keypoints !== undefined) {
     results.forEach((r, i) => {
@@ -147,9 +149,7 @@ export function dtRecord(r: LoadedResult, iouType: IouType, images: Map<number, 
     if (r.segmentation === undefined) throw new Error(`${what}: no segmentation, required for segm evaluation`);
     const [h, w] = imageSize(images, r.image_id, what);
     // annToRLE: compressed RLE keeps its own size; a box-derived polygon is rasterised at image size.
-    rec.rle = Array.isArray(r.segmentation)
-      ? segmentationToRle(r.segmentation, h, w, { what })
-      : segmentationToRle(r.segmentation, h, w, { what, validate: true });
+    if (r.parsedRle) { checkRleForImage(r.parsedRle, h, w, what); rec.rle = r.parsedRle; } else rec.rle = segmentationToRle(r.segmentation, h, w, { what });
   } else if (iouType === 'keypoints') {
     if (!r.keypoints) throw new Error(`${what}: no keypoints, required for keypoints evaluation`);
     rec.keypoints = r.keypoints;
