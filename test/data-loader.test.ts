@@ -94,6 +94,15 @@ test('loader: batch targets are the record targets flipped then scaled', async (
   assert.ok(flipped > 0);
 });
 
+test('loader: eval subset visits every eval image exactly once, unflipped', async () => {
+  const L = createLoader(inst, { batchSize: 5, subset: 'eval', resize: SMALL, log: null });
+  const seen: number[] = [];
+  for await (const b of L.epoch()) { seen.push(...b.recordIndices); assert.ok(b.sizes.every((s) => !s.flipped)); }
+  await L.close();
+  assert.equal(seen.slice().sort((a, b) => a - b), inst.evalIndices);
+  assert.is(seen.length, inst.records.length);
+});
+
 test('planEpoch: every image once per epoch (dropLast false), grouping respected', () => {
   const idx = Array.from({ length: 11 }, (_, i) => i);
   const plan = planEpoch(idx, (r) => r % 3 === 0, { batchSize: 2, seed: 1, epoch: 0, shuffle: true, flipProb: 0.5, groupByAspect: true, dropLast: false });
