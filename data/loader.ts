@@ -245,6 +245,11 @@ export class DataLoader {
 
   /** Next batch; crosses epochs forever. Batches whose images all failed are skipped. */
   async next(): Promise<Batch> {
+    return (await this.nextBatch(false))!;
+  }
+
+  /** With `stopAtEpochEnd`, returns null instead of skipping an all-bad batch into the next epoch. */
+  private async nextBatch(stopAtEpochEnd: boolean): Promise<Batch | null> {
     for (let attempts = 0; ; attempts++) {
       this.schedule();
       const item = this.queue.shift()!;
@@ -253,6 +258,7 @@ export class DataLoader {
       if (samples.length === 0) {
         this.issues.add('emptyBatchSkipped', `epoch ${item.epoch} iteration ${item.iteration}: every image failed`);
         if (attempts > this.iterationsPerEpoch(item.epoch)) throw new Error(`loader: ${this.data.spec.name}: a whole epoch of images failed to decode`);
+        if (stopAtEpochEnd && this.consumed.iteration >= this.iterationsPerEpoch(item.epoch)) return null;
         continue;
       }
       const { images, heightPadPx, widthPadPx } = collate(samples, this.options.padMultiple);
@@ -268,8 +274,8 @@ export class DataLoader {
   async *epoch(): AsyncGenerator<Batch> {
     const epoch = this.consumed.epoch;
     while (this.consumed.epoch === epoch && this.consumed.iteration < this.iterationsPerEpoch(epoch)) {
-      const b = await this.next();
-      if (b.epoch !== epoch) throw new Error('loader: internal: epoch() crossed an epoch boundary');
+      const b = await this.nextBatch(true);
+      if (!b) return;
       yield b;
     }
   }
