@@ -152,7 +152,7 @@ export function empty(shape: number[], dtype: DType = 'f32', label = 'tensor'): 
   }
   const n = numel(shape);
   const buf = runtime().pool.acquire(Math.max(n, 1) * bytesPerElement(dtype), `${label}[${shape}]`);
-  if (poison && n > 0) runtime().launch(mapLaunch('poison', 'bitcast<T>(0x7fc00000u)', [], dtype, [], [n]), [buf]);
+  if (poison && n > 0) runtime().launch(mapLaunch('poison', 'bitcast<T>(bitcast<u32>(u.s0))', [], dtype, [], [n], NaN), [buf]);
   return new Tensor(new Storage(buf, n, label), shape.slice(), contiguousStrides(shape), 0, dtype);
 }
 
