@@ -129,10 +129,28 @@ export function tidy<T>(fn: () => T): T {
   const s = scopes.pop()!;
   const keep = new Set<Tensor>();
   collectTensors(result, keep);
+  // Graph nodes still reachable from what survives (returned or kept tensors) must keep their
+  // saved tensors for a later backward; the rest of this scope's graph is freed now, not by GC.
+  const liveNodes = new Set<GradNode>();
+  const stack = [...s].filter((t) => keep.has(t) || t.kept);
+  while (stack.length) {
+    const n = stack.pop()!.node;
+    if (!n || liveNodes.has(n)) continue;
+    liveNodes.add(n);
+    stack.push(...n.inputs);
+  }
   const outer = scopes[scopes.length - 1];
   for (const t of s) {
-    if (keep.has(t)) outer?.add(t);
-    else if (!t.kept) t.dispose();
+    if (keep.has(t)) {
+      outer?.add(t);
+      continue;
+    }
+    if (t.node && !liveNodes.has(t.node)) {
+      for (const x of t.node.saved) x.dispose();
+      t.node.saved = [];
+      t.node = null;
+    }
+    if (!t.kept) t.dispose();
   }
   return result;
 }

@@ -8,6 +8,7 @@ import { refBinary, refUnary, type UnaryOp, type BinaryOp } from '../kernels/ele
 import { refReduce } from '../kernels/reduce.ts';
 import { refMatmul } from '../kernels/matmul.ts';
 import { numel } from '../kernels/common.ts';
+import { refGather, refScatterAdd } from '../kernels/layout.ts';
 
 interface Row {
   name: string;
@@ -75,6 +76,11 @@ const mmRow = (sa: number[], sb: number[], ta = false, tb = false): Row => {
     tol: { atol: 1e-4, rtol: 1e-4 },
   };
 };
+
+const GIDX = [0, 4, 2, 1, 1, 3, 4, 4, 0, 2, 3, 1];
+const SIDX = [5, 0, 2, 2];
+const SCIDX = [3, 0, 1, 1, 2, 0];
+const CE_LABELS = [2, -100, 0, 3, 1];
 
 const rows: Row[] = [
   un('neg', E.neg, [7, 3]),
@@ -208,6 +214,36 @@ const rows: Row[] = [
     inputs: [{ shape: [3, 1] }],
     gpu: ([x]) => E.mul(E.expand(x, [3, 4]), 2),
     ref: ([x]) => Float64Array.from({ length: 12 }, (_, i) => 2 * x[Math.floor(i / 4)]),
+  },
+  {
+    name: 'gather dim 1 [4,5] by [4,3]',
+    inputs: [{ shape: [4, 5] }],
+    gpu: ([x]) => E.gather(x, 1, E.fromArray(GIDX, [4, 3], 'i32')),
+    ref: ([x]) => refGather('gather', x, [4, 5], 1, GIDX, [4, 3]),
+  },
+  {
+    name: 'indexSelect dim 0 with repeats (atomic backward)',
+    inputs: [{ shape: [6, 3] }],
+    gpu: ([x]) => E.indexSelect(x, 0, E.fromArray(SIDX, [4], 'i32')),
+    ref: ([x]) => refGather('indexSelect', x, [6, 3], 0, SIDX, [4, 3]),
+  },
+  {
+    name: 'scatterAdd dim 1 base [3,4] src [3,2]',
+    inputs: [{ shape: [3, 4] }, { shape: [3, 2] }],
+    gpu: ([b, s]) => E.scatterAdd(b, 1, E.fromArray(SCIDX, [3, 2], 'i32'), s),
+    ref: ([b, s]) => refScatterAdd('gather', b, 4, s, [3, 2], 1, SCIDX),
+  },
+  {
+    name: 'crossEntropy with ignoreIndex (mean over valid)',
+    inputs: [{ shape: [5, 4], lo: -3, hi: 3 }],
+    gpu: ([x]) => E.crossEntropy(x, E.fromArray(CE_LABELS, [5], 'i32')),
+    ref: ([x]) => {
+      const lsm = refSoftmaxRows(x, 5, 4, true);
+      let s = 0;
+      let n = 0;
+      CE_LABELS.forEach((l, r) => { if (l !== -100) { s -= lsm[r * 4 + l]; n++; } });
+      return Float64Array.of(s / n);
+    },
   },
   {
     name: 'tensor used twice (x*x + x)',
