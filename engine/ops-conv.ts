@@ -1,0 +1,178 @@
+// Conv/norm/pool/resample op rows (kernels in ../kernels/{conv,norm,pool,resample}.ts) and their
+// functional API. All tensors NCHW.
+import { apply, type OpDef } from './autograd.ts';
+import { empty, Tensor } from './tensor.ts';
+import { add, assignInto, reshape, run, sum } from './ops.ts';
+import { type ConvGeom, convForwardLaunch, convInputGradLaunch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
+import { mapLaunch } from '../kernels/elementwise.ts';
+
+/** t itself when contiguous at offset 0, else a dense copy (kernels index from element 0). */
+export function dense(t: Tensor): Tensor {
+  if (t.isContiguous && t.offset === 0) return t;
+  const c = empty(t.shape, t.dtype, 'dense');
+  assignInto(c, t);
+  return c;
+}
+const freeIfCopy = (c: Tensor, t: Tensor) => c !== t && c.dispose();
+
+export type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+export interface ConvOpts {
+  stride?: Pair;
+  /** Symmetric [h, w] (or one number), or asymmetric [top, bottom, left, right]. */
+  padding?: Pair | [number, number, number, number];
+  dilation?: Pair;
+  groups?: number;
+}
+
+interface ConvAttrs { stride: [number, number]; pad: [number, number, number, number]; dil: [number, number]; groups: number; relu: boolean }
+
+function convAttrs(o: ConvOpts, relu = false): ConvAttrs {
+  const p = o.padding ?? 0;
+  const pad: [number, number, number, number] = typeof p === 'number' ? [p, p, p, p] : p.length === 2 ? [p[0], p[0], p[1], p[1]] : p;
+  return { stride: pair(o.stride ?? 1), pad, dil: pair(o.dilation ?? 1), groups: o.groups ?? 1, relu };
+}
+
+/** Geometry of conv(x: [N,Cin,H,W], w: [Cout,Cin/G,KH,KW]) with validation naming the op and shapes. */
+export function convGeom(op: string, xShape: number[], wShape: number[], a: ConvAttrs): ConvGeom {
+  if (xShape.length !== 4 || wShape.length !== 4) throw new Error(`${op}: input [${xShape}] and weight [${wShape}] must be 4-D (NCHW, OIHW)`);
+  const [N, Cin, H, W] = xShape;
+  const [Cout, Cig, KH, KW] = wShape;
+  const G = a.groups;
+  if (Cin % G || Cout % G) throw new Error(`${op}: channels in ${Cin} / out ${Cout} not divisible by groups ${G}`);
+  if (Cig !== Cin / G) throw new Error(`${op}: input channels ${Cin} / groups ${G} != weight channels ${Cig} (weight [${wShape}])`);
+  const Ho = convOutSize(H, KH, a.stride[0], a.pad[0], a.pad[1], a.dil[0]);
+  const Wo = convOutSize(W, KW, a.stride[1], a.pad[2], a.pad[3], a.dil[1]);
+  if (Ho <= 0 || Wo <= 0) throw new Error(`${op}: output ${Ho}x${Wo} is empty for input [${xShape}], kernel ${KH}x${KW}, padding [${a.pad}], dilation [${a.dil}]`);
+  return { N, Cin, H, W, Cout, KH, KW, strideH: a.stride[0], strideW: a.stride[1], padT: a.pad[0], padL: a.pad[2], dilH: a.dil[0], dilW: a.dil[1], groups: G, Ho, Wo };
+}
+
+// ---- raw kernels on tensors (no autograd) -------------------------------------------------------
+
+export function convForwardRaw(g: ConvGeom, x: Tensor, w: Tensor, b: Tensor | null, relu = false): Tensor {
+  const xd = x.isContiguous ? x : dense(x);
+  const wd = dense(w);
+  const bd = b ? dense(b) : null;
+  const y = empty([g.N, g.Cout, g.Ho, g.Wo], 'f32', 'conv2d');
+  run(convForwardLaunch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wd, bd, y] : [xd, wd, y]);
+  freeIfCopy(xd, x);
+  freeIfCopy(wd, w);
+  if (bd && b) freeIfCopy(bd, b);
+  return y;
+}
+
+/** dX [N,Cin,H,W] from dY [N,Cout,Ho,Wo] (also convTranspose2d's forward). */
+export function convInputGradRaw(g: ConvGeom, gy: Tensor, w: Tensor): Tensor {
+  const gd = gy.isContiguous ? gy : dense(gy);
+  const wd = dense(w);
+  const dx = empty([g.N, g.Cin, g.H, g.W], 'f32', 'conv2d-dx');
+  run(convInputGradLaunch(g, gd.offset), [gd, wd, dx]);
+  freeIfCopy(gd, gy);
+  freeIfCopy(wd, w);
+  return dx;
+}
+
+/** dW [Cout,Cin/G,KH,KW] = split-K GEMM over N·Ho·Wo, deterministic two-pass. */
+export function convWeightGradRaw(g: ConvGeom, x: Tensor, gy: Tensor, plan: SplitPlan = planWeightGrad(g)): Tensor {
+  const xd = x.isContiguous ? x : dense(x);
+  const gd = dense(gy);
+  const dw = empty([g.Cout, g.Cin / g.groups, g.KH, g.KW], 'f32', 'conv2d-dw');
+  const l = convWeightGradLaunch(g, plan, xd.offset);
+  if (plan.splits === 1) {
+    run(l, [xd, gd, dw]);
+  } else {
+    const part = empty([plan.splits * dw.size], 'f32', 'conv2d-dw-partials');
+    run(l, [xd, gd, part]);
+    run(convWeightGradReduceLaunch(g, plan), [part, dw]);
+    part.dispose();
+  }
+  freeIfCopy(xd, x);
+  freeIfCopy(gd, gy);
+  return dw;
+}
+
+/** g · (y > 0): the ReLU fused into a conv epilogue, undone on the way back. */
+export function reluMask(g: Tensor, y: Tensor): Tensor {
+  const gd = dense(g);
+  const out = empty(g.shape, 'f32', 'relu-mask');
+  run(mapLaunch('reluMask', 'select(0.0, a, b > 0.0)', ['f32', 'f32'], 'f32', [gd.view, y.view], g.shape), [gd, y, out]);
+  freeIfCopy(gd, g);
+  return out;
+}
+
+// ---- op rows -------------------------------------------------------------------------------------
+
+const conv2dOp: OpDef<ConvAttrs> = {
+  forward: ([x, w, b], a) => convForwardRaw(convGeom('conv2d', x.shape, w.shape, a), x, w, b ?? null, a.relu),
+  save: ([x, w], out, a) => (a.relu ? [x, w, out] : [x, w]),
+  backward: (g, [x, w, y], a, [mx, mw, mb]) => {
+    const geo = convGeom('conv2d', mx.shape, mw.shape, a);
+    const gy = a.relu ? reluMask(g, y) : g;
+    return [
+      mx.requiresGrad ? convInputGradRaw(geo, gy, w) : null,
+      mw.requiresGrad ? convWeightGradRaw(geo, x, gy) : null,
+      mb?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
+    ];
+  },
+};
+
+interface ConvTAttrs extends ConvAttrs { outPad: [number, number] }
+
+/** The conv whose input-grad is this transposed conv: conv input = our output. */
+function convTGeom(xShape: number[], wShape: number[], a: ConvTAttrs): ConvGeom {
+  if (xShape.length !== 4 || wShape.length !== 4) throw new Error(`convTranspose2d: input [${xShape}] and weight [${wShape}] must be 4-D`);
+  const [N, Cin, H, W] = xShape;
+  const [wi, cog, KH, KW] = wShape;
+  if (wi !== Cin) throw new Error(`convTranspose2d: input channels ${Cin} != weight dim 0 ${wi} (weight [${wShape}] is [Cin, Cout/groups, KH, KW])`);
+  if (Cin % a.groups) throw new Error(`convTranspose2d: input channels ${Cin} not divisible by groups ${a.groups}`);
+  const Hout = (H - 1) * a.stride[0] - a.pad[0] - a.pad[1] + a.dil[0] * (KH - 1) + a.outPad[0] + 1;
+  const Wout = (W - 1) * a.stride[1] - a.pad[2] - a.pad[3] + a.dil[1] * (KW - 1) + a.outPad[1] + 1;
+  if (a.outPad[0] >= Math.max(a.stride[0], a.dil[0]) || a.outPad[1] >= Math.max(a.stride[1], a.dil[1])) {
+    throw new Error(`convTranspose2d: output_padding [${a.outPad}] must be < stride or dilation`);
+  }
+  // The conv of this geometry maps [N, Cout, Hout, Wout] → [N, Cin, H, W]: output_padding < stride
+  // only adds rows that the floor in the conv's output size drops again.
+  const g = convGeom('convTranspose2d', [N, cog * a.groups, Hout, Wout], [Cin, cog, KH, KW], a);
+  if (g.Ho !== H || g.Wo !== W) throw new Error(`convTranspose2d: internal: geometry [${g.Ho}, ${g.Wo}] != input [${H}, ${W}]`);
+  return g;
+}
+
+const convTranspose2dOp: OpDef<ConvTAttrs> = {
+  forward: ([x, w], a) => convInputGradRaw(convTGeom(x.shape, w.shape, a), x, w),
+  save: ([x, w]) => [x, w],
+  backward: (g, [x, w], a, [mx, mw]) => {
+    const geo = convTGeom(mx.shape, mw.shape, a);
+    return [mx.requiresGrad ? convForwardRaw(geo, g, w, null) : null, mw.requiresGrad ? convWeightGradRaw(geo, g, x) : null];
+  },
+};
+
+export const convOps = {
+  conv2d: conv2dOp,
+  convTranspose2d: convTranspose2dOp,
+} satisfies Record<string, OpDef>;
+
+// ---- functional API -------------------------------------------------------------------------------
+
+/** x: [N,Cin,H,W], w: [Cout,Cin/groups,KH,KW], b: [Cout] → [N,Cout,Ho,Wo] (torch F.conv2d). */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOpts = {}): Tensor {
+  return apply('conv2d', conv2dOp, b ? [x, w, b] : [x, w], convAttrs(opts));
+}
+
+/** conv2d + bias + ReLU in one kernel epilogue. */
+export function conv2dRelu(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOpts = {}): Tensor {
+  return apply('conv2dRelu', conv2dOp, b ? [x, w, b] : [x, w], convAttrs(opts, true));
+}
+
+export interface ConvTOpts extends ConvOpts { outputPadding?: Pair }
+
+/** x: [N,Cin,H,W], w: [Cin,Cout/groups,KH,KW] → [N,Cout,(H−1)s−2p+d(K−1)+outPad+1, ...] (torch F.conv_transpose2d). */
+export function convTranspose2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvTOpts = {}): Tensor {
+  const y = apply('convTranspose2d', convTranspose2dOp, [x, w], { ...convAttrs(opts), outPad: pair(opts.outputPadding ?? 0) });
+  return b ? addChannel(y, b) : y;
+}
+
+/** y + b[c] broadcast over N, H, W. */
+export function addChannel(y: Tensor, b: Tensor): Tensor {
+  return add(y, reshape(b, [1, b.shape[0], 1, 1]));
+}

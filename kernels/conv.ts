@@ -1,0 +1,359 @@
+// conv2d (NCHW, groups, stride, dilation, asymmetric padding) as implicit GEMM on the register
+// tile of matmul.ts: every thread owns TM output rows × TN adjacent output columns, rows come
+// from the workgroup id only (so weight loads are workgroup-uniform scalars, the lavapipe lesson
+// of matmul.ts), columns are gathered from the activation on the fly (no im2col buffer), no
+// workgroup memory and no barriers.
+//   forward : Y[co, (n,oh,ow)]  = Σ_(ci,kh,kw) W[co,(ci,kh,kw)] · X[n, ci, oh·s−p+kh·d, ...]
+//   input-grad (also convTranspose2d forward):
+//             dX[ci, (n,ih,iw)] = Σ_(co,kh,kw) W[co,(ci,kh,kw)] · dY[n, co, (ih+p−kh·d)/s, ...]
+//   weight-grad: dW[co, (ci,kh,kw)] = Σ_(n,oh,ow) dY[n,co,oh,ow] · X[n,ci,oh·s−p+kh·d, ...], a GEMM
+//             over K = N·Ho·Wo split into S row ranges, partials [G,S,Cog,Kred] then a
+//             deterministic reduce over S (tfjs runs one thread per weight looping N·Ho·Wo: the
+//             training cliff of ../shared/reference/webgpu-dawn-notes.md §1.6).
+// Static conv shape (kernel size, stride, dilation) is baked into the WGSL so tap loops unroll;
+// batch, channels and spatial sizes are uniforms so changing image sizes never recompiles.
+import { type Launch, cdiv } from './common.ts';
+
+export interface ConvGeom {
+  N: number; Cin: number; H: number; W: number;
+  Cout: number; KH: number; KW: number;
+  strideH: number; strideW: number;
+  /** Top/left padding (bottom/right only enter through Ho/Wo). */
+  padT: number; padL: number;
+  dilH: number; dilW: number;
+  groups: number;
+  Ho: number; Wo: number;
+}
+
+/** Output size as torch: floor((H + padT + padB − dil·(K−1) − 1) / stride) + 1. */
+export function convOutSize(inPx: number, k: number, stride: number, padLo: number, padHi: number, dil: number): number {
+  return Math.floor((inPx + padLo + padHi - dil * (k - 1) - 1) / stride) + 1;
+}
+
+export interface ConvTile { TM: number; TN: number; WX: number }
+
+function envTile(name: string): ConvTile | null {
+  const e = process.env[name];
+  if (!e) return null;
+  const [TM, TN, WX] = e.split('x').map(Number);
+  return { TM, TN, WX };
+}
+
+/** Rows per thread: up to 16 (uniform weight loads amortise the gathered activation loads). */
+function pickTile(rows: number, name: string): ConvTile {
+  const env = envTile(name);
+  if (env) return env;
+  const TM = rows >= 16 ? 16 : rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1;
+  return { TM, TN: 4, WX: 16 };
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** TM rows × TN columns of accumulators: vec4 per row when TN is a multiple of 4. */
+function accDecl(TM: number, TN: number): string {
+  return range(TM).map((i) => range(TN / 4).map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ');
+}
+function accFma(TM: number, TN: number, a: (i: number) => string, b: (j: number) => string): string {
+  const bq = range(TN / 4).map((q) => `let bq${q} = vec4<f32>(${range(4).map((c) => b(q * 4 + c)).join(', ')});`).join(' ');
+  return `{ ${bq}\n${range(TM).map((i) => `{ let a = ${a(i)}; ${range(TN / 4).map((q) => `acc${i}_${q} = fma(vec4<f32>(a), bq${q}, acc${i}_${q});`).join(' ')} }`).join('\n')} }`;
+}
+const accRef = (i: number, j: number) => `acc${i}_${j >> 2}[${j & 3}]`;
+
+const geomUniforms: [string, 'u32' | 'i32'][] = [
+  ['N', 'u32'], ['Cin', 'u32'], ['H', 'u32'], ['W', 'u32'],
+  ['Cout', 'u32'], ['Ho', 'u32'], ['Wo', 'u32'], ['Cig', 'u32'],
+  ['Cog', 'u32'], ['padT', 'i32'], ['padL', 'i32'], ['xoff', 'u32'],
+];
+const geomValues = (g: ConvGeom, xoff: number) => [g.N, g.Cin, g.H, g.W, g.Cout, g.Ho, g.Wo, g.Cin / g.groups, g.Cout / g.groups, g.padT, g.padL, xoff];
+const staticKey = (g: ConvGeom) => `k${g.KH}x${g.KW}:s${g.strideH}x${g.strideW}:d${g.dilH}x${g.dilW}`;
+
+export interface ConvEpilogue { bias: boolean; relu: boolean }
+
+/**
+ * Forward. Bindings: X [N,Cin,H,W] (contiguous from xoff), Wt [Cout,Cin/G,KH,KW], (Bias [Cout]),
+ * Y [N,Cout,Ho,Wo] contiguous. Columns are the merged (n, oh, ow) so small feature maps over
+ * many RoIs still fill whole tiles.
+ */
+export function convForwardLaunch(g: ConvGeom, ep: ConvEpilogue = { bias: false, relu: false }, xoff = 0): Launch {
+  const Cog = g.Cout / g.groups;
+  const { TM, TN, WX } = pickTile(Cog, 'MRCNN_CONV_TILE');
+  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const KHW = KH * KW;
+  const P = g.N * g.Ho * g.Wo;
+  const key = `conv-fwd:${staticKey(g)}:${TM}x${TN}x${WX}${ep.bias ? ':bias' : ''}${ep.relu ? ':relu' : ''}`;
+  const cols = range(TN);
+  const rows = range(TM);
+  const tap = (kh: string, kwConst: number, khStatic: boolean) => {
+    const b = (j: number) => `select(0.0, X[select(0u, xr${j} + u32(iw0_${j} + ${kwConst * DW}), ok${j}_${kwConst})], ok${j}_${kwConst})`;
+    return `${cols.map((j) => `let ok${j}_${kwConst} = rok${j} && u32(iw0_${j} + ${kwConst * DW}) < u.W;`).join(' ')}
+      ${accFma(TM, TN, (i) => `Wt[wr${i} + wc + ${khStatic ? `${kh}u * ${KW}u` : `${kh} * ${KW}u`} + ${kwConst}u]`, b)}`;
+  };
+  const rowBlock = (kh: string, khStatic: boolean) => `{
+      ${cols.map((j) => `let ih${j} = ih0_${j} + i32(${kh}) * ${DH}; let rok${j} = u32(ih${j}) < u.H; let xr${j} = xc${j} + u32(ih${j}) * u.W;`).join('\n      ')}
+      ${range(KW).map((kw) => tap(kh, kw, khStatic)).join('\n      ')}
+    }`;
+  const taps = KHW <= 9 ? range(KH).map((kh) => rowBlock(`${kh}`, true)).join('\n    ') : `for (var kh = 0u; kh < ${KH}u; kh++) ${rowBlock('kh', false)}`;
+  const bindings = ['X', 'Wt', ...(ep.bias ? ['Bias'] : [])];
+  const build = () => ({
+    uniforms: [...geomUniforms, ['P', 'u32'], ['HoWo', 'u32'], ['HW', 'u32']] as [string, 'u32' | 'i32'][],
+    code: `
+${bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: array<f32>;`).join('\n')}
+@group(0) @binding(${bindings.length}) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let grp = wid.z;
+  let m0 = wid.y * ${TM}u;
+  let pb = (wid.x * ${WX}u + lid.x) * ${TN}u;
+  if (pb >= u.P) { return; }
+  ${cols.map((j) => `let p${j} = min(pb + ${j}u, u.P - 1u); let n${j} = p${j} / u.HoWo; let r${j} = p${j} % u.HoWo;
+  let ih0_${j} = i32((r${j} / u.Wo) * ${SH}u) - u.padT; let iw0_${j} = i32((r${j} % u.Wo) * ${SW}u) - u.padL;
+  let xb${j} = u.xoff + (n${j} * u.Cin + grp * u.Cig) * u.HW;`).join('\n  ')}
+  ${rows.map((i) => `let wr${i} = (grp * u.Cog + min(m0 + ${i}u, u.Cog - 1u)) * u.Cig * ${KHW}u;`).join('\n  ')}
+  ${accDecl(TM, TN)}
+  for (var ci = 0u; ci < u.Cig; ci++) {
+    let wc = ci * ${KHW}u;
+    ${cols.map((j) => `let xc${j} = xb${j} + ci * u.HW;`).join(' ')}
+    ${taps}
+  }
+  ${cols.map((j) => `if (pb + ${j}u < u.P) {
+    ${rows.map((i) => `if (m0 + ${i}u < u.Cog) { let co = grp * u.Cog + m0 + ${i}u; var v = ${accRef(i, j)}${ep.bias ? ' + Bias[co]' : ''}; ${ep.relu ? 'v = max(v, 0.0);' : ''} Y[(n${j} * u.Cout + co) * u.HoWo + r${j}] = v; }`).join('\n    ')}
+  }`).join('\n  ')}
+}`,
+  });
+  return {
+    key,
+    build,
+    uniforms: [...geomValues(g, xoff), P, g.Ho * g.Wo, g.H * g.W],
+    grid: [cdiv(P, TN * WX), cdiv(Cog, TM), g.groups],
+  };
+}
+
+/**
+ * Input gradient (= convTranspose2d forward). Bindings: dY [N,Cout,Ho,Wo] (from goff), Wt [Cout,Cin/G,KH,KW],
+ * dX [N,Cin,H,W]. Columns are merged input pixels (n, ih, iw); a tap (kh,kw) contributes where
+ * ih + padT − kh·dil is a non-negative multiple of the stride below Ho·stride. Validity and
+ * offsets of each (column, tap) are hoisted out of the channel loop for kernels up to 3×3.
+ */
+export function convInputGradLaunch(g: ConvGeom, goff = 0): Launch {
+  const Cig = g.Cin / g.groups;
+  const { TM, TN, WX } = pickTile(Cig, 'MRCNN_CONVDX_TILE');
+  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const KHW = KH * KW;
+  const Q = g.N * g.H * g.W;
+  const key = `conv-dx:${staticKey(g)}:${TM}x${TN}x${WX}`;
+  const cols = range(TN);
+  const rows = range(TM);
+  const hoist = KHW <= 9;
+  // WGSL for (column j, tap t): validity `ok` and dY offset `o` within one (n, co) plane.
+  const tapDecl = (j: number, kh: string, kw: string, sfx: string) => {
+    const th = `(i32(ih${j}) + u.padT - i32(${kh}) * ${DH})`;
+    const tw = `(i32(iw${j}) + u.padL - i32(${kw}) * ${DW})`;
+    const okH = SH === 1 ? `u32(${th}) < u.Ho` : `(${th} >= 0 && ${th} % ${SH} == 0 && u32(${th}) / ${SH}u < u.Ho)`;
+    const okW = SW === 1 ? `u32(${tw}) < u.Wo` : `(${tw} >= 0 && ${tw} % ${SW} == 0 && u32(${tw}) / ${SW}u < u.Wo)`;
+    return `let ok${j}_${sfx} = ${okH} && ${okW}; let o${j}_${sfx} = select(0u, (u32(${th}) / ${SH}u) * u.Wo + u32(${tw}) / ${SW}u, ok${j}_${sfx});`;
+  };
+  const tapFma = (t: string, sfx: string) => accFma(TM, TN, (i) => `Wt[wr${i} + wc + ${t}]`, (j) => `select(0.0, G[gc${j} + o${j}_${sfx}], ok${j}_${sfx})`);
+  const pre = hoist ? range(KHW).map((t) => cols.map((j) => tapDecl(j, `${Math.floor(t / KW)}`, `${t % KW}`, `${t}`)).join(' ')).join('\n  ') : '';
+  const body = hoist
+    ? range(KHW).map((t) => `{ ${tapFma(`${t}u`, `${t}`)} }`).join('\n    ')
+    : `for (var t = 0u; t < ${KHW}u; t++) { let kh = t / ${KW}u; let kw = t % ${KW}u; ${cols.map((j) => tapDecl(j, 'kh', 'kw', 't')).join(' ')}
+      ${tapFma('t', 't')} }`;
+  const build = () => ({
+    uniforms: [...geomUniforms, ['Q', 'u32'], ['HoWo', 'u32'], ['HW', 'u32']] as [string, 'u32' | 'i32'][],
+    code: `
+@group(0) @binding(0) var<storage, read> G: array<f32>;
+@group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let grp = wid.z;
+  let m0 = wid.y * ${TM}u;
+  let qb = (wid.x * ${WX}u + lid.x) * ${TN}u;
+  if (qb >= u.Q) { return; }
+  ${cols.map((j) => `let q${j} = min(qb + ${j}u, u.Q - 1u); let n${j} = q${j} / u.HW; let r${j} = q${j} % u.HW; let ih${j} = r${j} / u.W; let iw${j} = r${j} % u.W;
+  let gb${j} = u.xoff + (n${j} * u.Cout + grp * u.Cog) * u.HoWo;`).join('\n  ')}
+  ${rows.map((i) => `let wr${i} = grp * u.Cog * u.Cig * ${KHW}u + min(m0 + ${i}u, u.Cig - 1u) * ${KHW}u;`).join('\n  ')}
+  ${pre}
+  ${accDecl(TM, TN)}
+  for (var co = 0u; co < u.Cog; co++) {
+    let wc = co * u.Cig * ${KHW}u;
+    ${cols.map((j) => `let gc${j} = gb${j} + co * u.HoWo;`).join(' ')}
+    ${body}
+  }
+  ${cols.map((j) => `if (qb + ${j}u < u.Q) {
+    ${rows.map((i) => `if (m0 + ${i}u < u.Cig) { DX[(n${j} * u.Cin + grp * u.Cig + m0 + ${i}u) * u.HW + r${j}] = ${accRef(i, j)}; }`).join('\n    ')}
+  }`).join('\n  ')}
+}`,
+  });
+  return {
+    key,
+    build,
+    uniforms: [...geomValues(g, goff), Q, g.Ho * g.Wo, g.H * g.W],
+    grid: [cdiv(Q, TN * WX), cdiv(Cig, TM), g.groups],
+  };
+}
+
+export interface SplitPlan { splits: number; rowsPerSplit: number }
+
+/**
+ * Split-K plan for the weight gradient: enough (tile, split) workgroups to fill the device while
+ * each split still streams >= ~2048 (n,oh,ow) positions, and partials stay under 64 MiB.
+ */
+export function planWeightGrad(g: ConvGeom, targetWorkgroups = Number(process.env.MRCNN_CONVDW_WG ?? 512)): SplitPlan {
+  const Cog = g.Cout / g.groups;
+  const Kred = (g.Cin / g.groups) * g.KH * g.KW;
+  const { TM, TN, WX } = pickTile(Cog, 'MRCNN_CONVDW_TILE');
+  const tiles = cdiv(Cog, TM) * cdiv(Kred, TN * WX) * g.groups;
+  const rows = g.N * g.Ho;
+  const minRows = Math.max(1, Math.ceil(2048 / g.Wo));
+  const maxByMem = Math.max(1, Math.floor((64 << 20) / 4 / (g.Cout * Kred)));
+  let splits = Math.max(1, Math.min(cdiv(targetWorkgroups, tiles), Math.floor(rows / minRows), maxByMem));
+  const rowsPerSplit = cdiv(rows, splits);
+  splits = cdiv(rows, rowsPerSplit);
+  return { splits, rowsPerSplit };
+}
+
+/**
+ * Weight-gradient pass 1. Bindings: X [N,Cin,H,W], dY [N,Cout,Ho,Wo], Out: with splits == 1 the
+ * weight grad [Cout,Cin/G,KH,KW] itself, else partials [G,S,Cog,Kred] for convWeightGradReduce.
+ */
+export function convWeightGradLaunch(g: ConvGeom, plan: SplitPlan, xoff = 0): Launch {
+  const Cog = g.Cout / g.groups;
+  const Cig = g.Cin / g.groups;
+  const { TM, TN, WX } = pickTile(Cog, 'MRCNN_CONVDW_TILE');
+  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const KHW = KH * KW;
+  const Kred = Cig * KHW;
+  const key = `conv-dw:${staticKey(g)}:${TM}x${TN}x${WX}`;
+  const cols = range(TN);
+  const rows = range(TM);
+  const build = () => ({
+    uniforms: [...geomUniforms, ['Kred', 'u32'], ['S', 'u32'], ['rowsPerSplit', 'u32'], ['HoWo', 'u32'], ['HW', 'u32']] as [string, 'u32' | 'i32'][],
+    code: `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Out: array<f32>;
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let grp = wid.z / u.S;
+  let s = wid.z % u.S;
+  let m0 = wid.y * ${TM}u;
+  let cb = (wid.x * ${WX}u + lid.x) * ${TN}u;
+  if (cb >= u.Kred) { return; }
+  ${cols.map((j) => `let c${j} = min(cb + ${j}u, u.Kred - 1u); let t${j} = c${j} % ${KHW}u;
+  let xb${j} = u.xoff + (grp * u.Cig + c${j} / ${KHW}u) * u.HW; let hoff${j} = i32((t${j} / ${KW}u) * ${DH}u) - u.padT; let woff${j} = i32((t${j} % ${KW}u) * ${DW}u) - u.padL;`).join('\n  ')}
+  ${rows.map((i) => `let gr${i} = (grp * u.Cog + min(m0 + ${i}u, u.Cog - 1u)) * u.HoWo;`).join('\n  ')}
+  ${accDecl(TM, TN)}
+  let r0 = s * u.rowsPerSplit;
+  let r1 = min(r0 + u.rowsPerSplit, u.N * u.Ho);
+  for (var r = r0; r < r1; r++) {
+    let n = r / u.Ho;
+    let oh = r % u.Ho;
+    let gn = n * u.Cout * u.HoWo + oh * u.Wo;
+    ${cols.map((j) => `let ih${j} = i32(oh * ${SH}u) + hoff${j}; let rok${j} = u32(ih${j}) < u.H; let xr${j} = xb${j} + n * u.Cin * u.HW + u32(ih${j}) * u.W;`).join('\n    ')}
+    for (var ow = 0u; ow < u.Wo; ow++) {
+      ${cols.map((j) => `let iw${j} = i32(ow * ${SW}u) + woff${j}; let ok${j} = rok${j} && u32(iw${j}) < u.W;`).join(' ')}
+      ${accFma(TM, TN, (i) => `G[gr${i} + gn + ow]`, (j) => `select(0.0, X[select(0u, xr${j} + u32(iw${j}), ok${j})], ok${j})`)}
+    }
+  }
+  let ob = (grp * u.S + s) * u.Cog;
+  ${cols.map((j) => `if (cb + ${j}u < u.Kred) {
+    ${rows.map((i) => `if (m0 + ${i}u < u.Cog) { Out[(ob + m0 + ${i}u) * u.Kred + cb + ${j}u] = ${accRef(i, j)}; }`).join('\n    ')}
+  }`).join('\n  ')}
+}`,
+  });
+  return {
+    key,
+    build,
+    uniforms: [...geomValues(g, xoff), Kred, plan.splits, plan.rowsPerSplit, g.Ho * g.Wo, g.H * g.W],
+    grid: [cdiv(Kred, TN * WX), cdiv(Cog, TM), g.groups * plan.splits],
+  };
+}
+
+/** Pass 2: dW[g, e] = Σ_s partials[g, s, e] over e < Cog·Kred, in split order (deterministic). */
+export function convWeightGradReduceLaunch(g: ConvGeom, plan: SplitPlan): Launch {
+  const per = (g.Cout / g.groups) * (g.Cin / g.groups) * g.KH * g.KW;
+  const total = per * g.groups;
+  const WG = 256;
+  return {
+    key: 'conv-dw-reduce',
+    build: () => ({
+      uniforms: [['per', 'u32'], ['total', 'u32'], ['S', 'u32']],
+      code: `
+@group(0) @binding(0) var<storage, read> Part: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Out: array<f32>;
+@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let e = gid.x + gid.y * nwg.x * ${WG}u;
+  if (e >= u.total) { return; }
+  let grp = e / u.per;
+  let base = grp * u.S * u.per + e % u.per;
+  var acc = 0.0;
+  for (var s = 0u; s < u.S; s++) { acc += Part[base + s * u.per]; }
+  Out[e] = acc;
+}`,
+    }),
+    uniforms: [per, total, plan.splits],
+    grid: (() => {
+      const n = cdiv(total, WG);
+      if (n <= 65535) return [n, 1] as [number, number];
+      const y = Math.ceil(n / 65535);
+      return [Math.ceil(n / y), y] as [number, number];
+    })(),
+  };
+}
+
+// ---- float64 references ------------------------------------------------------------------------
+
+/** x: [N,Cin,H,W], w: [Cout,Cin/G,KH,KW], b: [Cout] | null → [N,Cout,Ho,Wo]. */
+export function refConv2d(g: ConvGeom, x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null = null): Float64Array {
+  const Cig = g.Cin / g.groups;
+  const Cog = g.Cout / g.groups;
+  const y = new Float64Array(g.N * g.Cout * g.Ho * g.Wo);
+  for (let n = 0; n < g.N; n++)
+    for (let co = 0; co < g.Cout; co++) {
+      const grp = Math.floor(co / Cog);
+      for (let oh = 0; oh < g.Ho; oh++)
+        for (let ow = 0; ow < g.Wo; ow++) {
+          let s = b ? b[co] : 0;
+          for (let ci = 0; ci < Cig; ci++)
+            for (let kh = 0; kh < g.KH; kh++) {
+              const ih = oh * g.strideH - g.padT + kh * g.dilH;
+              if (ih < 0 || ih >= g.H) continue;
+              for (let kw = 0; kw < g.KW; kw++) {
+                const iw = ow * g.strideW - g.padL + kw * g.dilW;
+                if (iw < 0 || iw >= g.W) continue;
+                s += w[((co * Cig + ci) * g.KH + kh) * g.KW + kw] * x[((n * g.Cin + grp * Cig + ci) * g.H + ih) * g.W + iw];
+              }
+            }
+          y[((n * g.Cout + co) * g.Ho + oh) * g.Wo + ow] = s;
+        }
+    }
+  return y;
+}
+
+/** Adjoint of refConv2d in x and in w for upstream gy: the scatter form (independent of the gather kernels). */
+export function refConv2dGrads(g: ConvGeom, x: ArrayLike<number>, w: ArrayLike<number>, gy: ArrayLike<number>): { dx: Float64Array; dw: Float64Array } {
+  const Cig = g.Cin / g.groups;
+  const Cog = g.Cout / g.groups;
+  const dx = new Float64Array(g.N * g.Cin * g.H * g.W);
+  const dw = new Float64Array(g.Cout * Cig * g.KH * g.KW);
+  for (let n = 0; n < g.N; n++)
+    for (let co = 0; co < g.Cout; co++) {
+      const grp = Math.floor(co / Cog);
+      for (let oh = 0; oh < g.Ho; oh++)
+        for (let ow = 0; ow < g.Wo; ow++) {
+          const gv = gy[((n * g.Cout + co) * g.Ho + oh) * g.Wo + ow];
+          for (let ci = 0; ci < Cig; ci++)
+            for (let kh = 0; kh < g.KH; kh++) {
+              const ih = oh * g.strideH - g.padT + kh * g.dilH;
+              if (ih < 0 || ih >= g.H) continue;
+              for (let kw = 0; kw < g.KW; kw++) {
+                const iw = ow * g.strideW - g.padL + kw * g.dilW;
+                if (iw < 0 || iw >= g.W) continue;
+                const wi = ((co * Cig + ci) * g.KH + kh) * g.KW + kw;
+                const xi = ((n * g.Cin + grp * Cig + ci) * g.H + ih) * g.W + iw;
+                dx[xi] += w[wi] * gv;
+                dw[wi] += x[xi] * gv;
+              }
+            }
+        }
+    }
+  return { dx, dw };
+}
