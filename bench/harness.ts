@@ -34,6 +34,7 @@ export interface BenchRow {
   /** % of the measured ceiling: FMA for flop-bound rows, copy for byte-bound rows. */
   pctCeiling: number | null;
   tfjsMs: number | null;
+  tfjsTiming: string | null;
   /** tfjs time / our time (> 1: we are faster). */
   speedupVsTfjs: number | null;
 }
@@ -66,39 +67,54 @@ export async function timeOurs(c: BenchCase, reps: number): Promise<{ ms: number
   }
 }
 
-export async function timeTfjs(tf: Tf, c: BenchCase, reps: number): Promise<number | null> {
+/**
+ * tfjs time per run: GPU kernel time from tf.time() (tfjs-backend-webgpu uses timestamp queries
+ * when the adapter has them, as we do), else wall clock around a full data sync.
+ */
+export async function timeTfjs(tf: Tf, c: BenchCase, reps: number): Promise<{ ms: number; timing: 'timestamp' | 'wallclock' } | null> {
   if (!c.tfjs) return null;
   const { run, dispose } = c.tfjs(tf);
   const settle = async (out: unknown) => {
     const ts = (Array.isArray(out) ? out : [out]) as { data?: () => Promise<unknown>; dispose?: () => void }[];
-    // Reading one element forces the queue to drain; tfjs has no finer sync in Node.
     for (const t of ts) if (t && typeof t.data === 'function') await t.data();
     for (const t of ts) t?.dispose?.();
   };
   try {
-    await settle(await run());
+    await settle(run()); // warm-up: compiles tfjs's pipelines
     const inner = c.inner ?? 1;
     const samples: number[] = [];
+    let timing: 'timestamp' | 'wallclock' = 'timestamp';
     for (let r = 0; r < reps; r++) {
-      const t0 = performance.now();
       const outs: unknown[] = [];
-      for (let i = 0; i < inner; i++) outs.push(await run());
+      const info = await tf.time(() => {
+        for (let i = 0; i < inner; i++) outs.push(run());
+      });
       for (const o of outs) await settle(o);
-      samples.push((performance.now() - t0) / inner);
+      if (typeof info.kernelMs === 'number' && info.kernelMs > 0) {
+        samples.push(info.kernelMs / inner);
+      } else {
+        timing = 'wallclock';
+        const t0 = performance.now();
+        const outs2: unknown[] = [];
+        for (let i = 0; i < inner; i++) outs2.push(run());
+        for (const o of outs2) await settle(o);
+        samples.push((performance.now() - t0) / inner);
+      }
     }
-    return median(samples);
+    return { ms: median(samples), timing };
   } finally {
     dispose();
   }
 }
 
-export function toRow(c: BenchCase, ms: number, timing: BenchRow['timing'], tfjsMs: number | null, ceil: Ceilings): BenchRow {
+export function toRow(c: BenchCase, ms: number, timing: BenchRow['timing'], tfjs: { ms: number; timing: string } | null, ceil: Ceilings): BenchRow {
+  const tfjsMs = tfjs?.ms ?? null;
   const gflops = c.flops ? c.flops / ms / 1e6 : null;
   const gbps = c.bytes ? c.bytes / ms / 1e6 : null;
   const pctCeiling = gflops !== null && c.flops! / ceil.fmaGflops >= (c.bytes ?? 0) / ceil.copyGbps
     ? (100 * gflops) / ceil.fmaGflops
     : gbps !== null ? (100 * gbps) / ceil.copyGbps : null;
-  return { family: c.family, name: c.name, shape: c.shape, ms, timing, gflops, gbps, pctCeiling, tfjsMs, speedupVsTfjs: tfjsMs !== null ? tfjsMs / ms : null };
+  return { family: c.family, name: c.name, shape: c.shape, ms, timing, gflops, gbps, pctCeiling, tfjsMs, tfjsTiming: tfjs?.timing ?? null, speedupVsTfjs: tfjsMs !== null ? tfjsMs / ms : null };
 }
 
 const f = (x: number | null, d = 1) => (x === null ? '—' : x.toFixed(d));

@@ -7,8 +7,9 @@ import { canVec4, matmulLaunch, matmulVec4Launch, type MatmulDims } from '../ker
 import { mapLaunch, broadcastShapes } from '../kernels/elementwise.ts';
 import { gatherLaunch, scatterAddLaunch } from '../kernels/layout.ts';
 import { randomLaunch } from '../kernels/random.ts';
+import { softmaxBackwardLaunch, softmaxLaunch } from '../kernels/softmax.ts';
 import {
-  add, assignInto, cast, contiguous, div, exp, expand, full, log, max, mul, narrow, ne, neg, reshape, run, slice, sub, sum, sumTo, transpose, unsqueeze, zeros,
+  add, assignInto, cast, contiguous, div, expand, full, mul, narrow, ne, neg, permute, reshape, run, slice, sum, sumTo, transpose, unsqueeze, zeros,
 } from './ops.ts';
 
 // ---- matmul ------------------------------------------------------------------------------------
@@ -66,17 +67,45 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 // ---- softmax family ------------------------------------------------------------------------------
 
-/** softmax along dim, max-subtracted. */
-export function softmax(x: Tensor, dim = -1): Tensor {
-  const e = exp(sub(x, max(x, dim, true)));
-  return div(e, sum(e, dim, true));
+const softmaxOp: OpDef<{ log: boolean }> = {
+  // x: [rows, cols] (any strides) → y: [rows, cols] contiguous.
+  forward: ([x], { log }) => {
+    if (x.dtype !== 'f32') throw new Error(`softmax: needs f32, got ${x.dtype} [${x.shape}]`);
+    const [rows, cols] = x.shape;
+    const y = empty([rows, cols], 'f32', log ? 'logSoftmax' : 'softmax');
+    if (y.size > 0) run(softmaxLaunch(log, rows, cols, x.strides[0], x.strides[1], x.offset), [x, y]);
+    return y;
+  },
+  save: (_x, y) => [y],
+  backward: (g, [y], { log }) => {
+    const gc = contiguous(g);
+    const dx = empty(y.shape, 'f32', 'softmax-grad');
+    if (dx.size > 0) run(softmaxBackwardLaunch(log, y.shape[0], y.shape[1]), [gc, y, dx]);
+    return [dx];
+  },
+};
+
+function softmaxAlong(x: Tensor, dim: number, log: boolean): Tensor {
+  const d = dim < 0 ? dim + x.rank : dim;
+  if (d < 0 || d >= x.rank) throw new Error(`softmax: dim ${dim} out of range for [${x.shape}]`);
+  const perm = x.shape.map((_, i) => i).filter((i) => i !== d).concat([d]);
+  const moved = d === x.rank - 1 ? x : permute(x, perm);
+  const cols = x.shape[d];
+  const rows = cols === 0 ? 0 : moved.size / cols;
+  // [rows, cols] as a view when the leading dims merge, else one copy.
+  const flat2 = reshape(moved, [rows, cols]);
+  const y = apply(log ? 'logSoftmax' : 'softmax', softmaxOp, [flat2], { log });
+  const back = reshape(y, moved.shape);
+  if (d === x.rank - 1) return back;
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return permute(back, inv);
 }
 
-/** log-softmax along dim: x - max - log(sum(exp(x - max))). */
-export function logSoftmax(x: Tensor, dim = -1): Tensor {
-  const z = sub(x, max(x, dim, true));
-  return sub(z, log(sum(exp(z), dim, true)));
-}
+/** softmax along dim (fused: one pass per row). */
+export const softmax = (x: Tensor, dim = -1) => softmaxAlong(x, dim, false);
+/** log-softmax along dim: x - max - log Σ exp(x - max). */
+export const logSoftmax = (x: Tensor, dim = -1) => softmaxAlong(x, dim, true);
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -320,6 +349,7 @@ export function randn(shape: number[], meanV = 0, std = 1): Tensor {
 
 export const nnOps = {
   matmul: matmulOp,
+  softmax: softmaxOp,
   pairLoss: pairLossOp,
   gather: gatherOp,
   scatterAdd: scatterAddOp,

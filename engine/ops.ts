@@ -17,7 +17,7 @@ export function run(l: Launch, tensors: Tensor[]): void {
 
 export function full(shape: number[], value: number, dtype: DType = 'f32'): Tensor {
   const t = empty(shape, dtype, 'full');
-  if (t.size > 0) run(mapLaunch('fill', 'T(u.s0)', [], dtype, [], shape, value), [t]);
+  if (t.size > 0) run(mapLaunch('fill', 'T(u.s0)', [], dtype, [], shape, value, 0, true), [t]);
   return t;
 }
 export const zeros = (shape: number[], dtype: DType = 'f32') => full(shape, 0, dtype);
@@ -233,7 +233,7 @@ export const flip = (x: Tensor, dims: number[]) => apply('flip', flipOp, [x], { 
 
 function contiguousRaw(x: Tensor): Tensor {
   const out = empty(x.shape, x.dtype, 'contiguous');
-  if (out.size > 0) run(mapLaunch('copy', 'a', [x.dtype], x.dtype, [x.view], x.shape), [x, out]);
+  if (out.size > 0) run(mapLaunch('copy', 'a', [x.dtype], x.dtype, [x.view], x.shape, 0, 0, true), [x, out]);
   return out;
 }
 

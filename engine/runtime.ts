@@ -27,14 +27,17 @@ const wgslType = (t: UType) => (t === 'vec4u' ? 'vec4<u32>' : t === 'vec4i' ? 'v
 
 function layoutFields(uniforms: [string, UType][]): { fields: Field[]; bytes: number } {
   let off = 0;
+  let align = 4;
   const fields: Field[] = [];
   for (const [, t] of uniforms) {
     const s = fieldSize(t);
+    align = Math.max(align, s);
     off = Math.ceil(off / s) * s;
     fields.push({ type: t, offset: off });
     off += s;
   }
-  return { fields, bytes: off };
+  // WGSL rounds a struct's size up to its alignment (16 once it holds a vec4).
+  return { fields, bytes: Math.ceil(off / align) * align };
 }
 
 export interface RuntimeStats {

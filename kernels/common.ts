@@ -136,3 +136,27 @@ export function refRead(data: ArrayLike<number>, v: View, i: number): number {
   }
   return data[off];
 }
+
+/**
+ * 3-D grid over a coalesced shape of rank <= 3 (innermost dim on x): thread coordinates come
+ * straight from global_invocation_id, with no div/mod per element (integer division is scalarised
+ * on CPU Vulkan, and costs on GPUs too). Workgroup x-size adapts to the innermost dim so thin
+ * shapes do not leave most lanes idle. Null when rank > 3 or a dim exceeds the grid limits.
+ */
+export interface Grid3 { wx: number; wy: number; dims: [number, number, number]; strides: [number, number, number][]; grid: [number, number, number] }
+export function plan3(shape: number[], strides: number[][]): Grid3 | null {
+  if (shape.length > 3) return null;
+  const pad = 3 - shape.length;
+  const dims = [...new Array(pad).fill(1), ...shape] as [number, number, number];
+  const st = strides.map((s) => [...new Array(pad).fill(0), ...s] as [number, number, number]);
+  let wx = 256;
+  while (wx > 4 && wx / 2 >= dims[2]) wx /= 2;
+  const wy = 256 / wx;
+  const grid: [number, number, number] = [cdiv(dims[2], wx), cdiv(dims[1], wy), dims[0]];
+  if (grid.some((g) => g > 65535)) return null;
+  return { wx, wy, dims, strides: st, grid };
+}
+
+/** WGSL preamble for plan3 kernels: bounds check and i32 coords c0 (z), c1 (y), c2 (x). Uniform `d` is vec4u. */
+export const GRID3_COORDS = `if (gid.x >= u.d.z || gid.y >= u.d.y || gid.z >= u.d.x) { return; }
+  let c0 = i32(gid.z); let c1 = i32(gid.y); let c2 = i32(gid.x);`;

@@ -2,7 +2,7 @@
 // float64 references. One generator: an expression over operands a, b, c and scalars u.s0/u.s1.
 // Layout follows the data: all-contiguous inputs take the flat path (immediates only);
 // otherwise dims are coalesced and a strided path indexes each input by its own strides.
-import { type DType, type Launch, type View, cdiv, coalesce, contiguousStrides, dimRef, grid1d, numel, pack8, WG_LINEAR } from './common.ts';
+import { type DType, type Launch, type View, cdiv, coalesce, contiguousStrides, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, WG_LINEAR } from './common.ts';
 
 export type UnaryOp =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'relu' | 'sigmoid' | 'tanh'
@@ -12,7 +12,13 @@ export type BinaryOp =
   | 'reluGrad' | 'sigmoidGrad' | 'tanhGrad' | 'powSGrad';
 export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 
-interface OpInfo { wgsl: string; ref: (a: number, b: number, s0: number, s1: number) => number; floatOnly?: boolean }
+interface OpInfo {
+  wgsl: string;
+  ref: (a: number, b: number, s0: number, s1: number) => number;
+  floatOnly?: boolean;
+  /** The expression is valid WGSL with vec4 operands (no scalar-only comparisons). */
+  vec4?: boolean;
+}
 
 // powS: torch.pow(x, p) with a negative base is defined for integer p only.
 const powWgsl = (x: string, p: string) =>
@@ -20,39 +26,39 @@ const powWgsl = (x: string, p: string) =>
 const powRef = (a: number, p: number) => Math.pow(a, p);
 
 export const UNARY: Record<UnaryOp, OpInfo> = {
-  neg: { wgsl: '-a', ref: (a) => -a },
-  exp: { wgsl: 'exp(a)', ref: (a) => Math.exp(a), floatOnly: true },
-  log: { wgsl: 'log(a)', ref: (a) => Math.log(a), floatOnly: true },
-  sqrt: { wgsl: 'sqrt(a)', ref: (a) => Math.sqrt(a), floatOnly: true },
-  rsqrt: { wgsl: 'inverseSqrt(a)', ref: (a) => 1 / Math.sqrt(a), floatOnly: true },
-  abs: { wgsl: 'abs(a)', ref: (a) => Math.abs(a) },
-  relu: { wgsl: 'max(a, T(0))', ref: (a) => Math.max(a, 0) },
+  neg: { wgsl: '-a', ref: (a) => -a, vec4: true },
+  exp: { wgsl: 'exp(a)', ref: (a) => Math.exp(a), floatOnly: true, vec4: true },
+  log: { wgsl: 'log(a)', ref: (a) => Math.log(a), floatOnly: true, vec4: true },
+  sqrt: { wgsl: 'sqrt(a)', ref: (a) => Math.sqrt(a), floatOnly: true, vec4: true },
+  rsqrt: { wgsl: 'inverseSqrt(a)', ref: (a) => 1 / Math.sqrt(a), floatOnly: true, vec4: true },
+  abs: { wgsl: 'abs(a)', ref: (a) => Math.abs(a), vec4: true },
+  relu: { wgsl: 'max(a, T(0))', ref: (a) => Math.max(a, 0), vec4: true },
   // Stable in both tails: exp of a non-positive number only.
   sigmoid: { wgsl: 'select(exp(a) / (1.0 + exp(a)), 1.0 / (1.0 + exp(-a)), a >= 0.0)', ref: (a) => 1 / (1 + Math.exp(-a)), floatOnly: true },
   // WGSL tanh overflows to NaN for |a| > ~44 on some drivers: clamp first (tanh(9) == 1 in f32).
   tanh: { wgsl: 'tanh(clamp(a, -9.0, 9.0))', ref: (a) => Math.tanh(a), floatOnly: true },
   powS: { wgsl: powWgsl('a', 'u.s0'), ref: (a, _b, s0) => powRef(a, s0), floatOnly: true },
-  addS: { wgsl: 'a + T(u.s0)', ref: (a, _b, s0) => a + s0 },
-  mulS: { wgsl: 'a * T(u.s0)', ref: (a, _b, s0) => a * s0 },
-  rsubS: { wgsl: 'T(u.s0) - a', ref: (a, _b, s0) => s0 - a },
-  clamp: { wgsl: 'min(max(a, T(u.s0)), T(u.s1))', ref: (a, _b, s0, s1) => Math.min(Math.max(a, s0), s1) },
-  copy: { wgsl: 'a', ref: (a) => a },
+  addS: { wgsl: 'a + T(u.s0)', ref: (a, _b, s0) => a + s0, vec4: true },
+  mulS: { wgsl: 'a * T(u.s0)', ref: (a, _b, s0) => a * s0, vec4: true },
+  rsubS: { wgsl: 'T(u.s0) - a', ref: (a, _b, s0) => s0 - a, vec4: true },
+  clamp: { wgsl: 'min(max(a, T(u.s0)), T(u.s1))', ref: (a, _b, s0, s1) => Math.min(Math.max(a, s0), s1), vec4: true },
+  copy: { wgsl: 'a', ref: (a) => a, vec4: true },
   sign: { wgsl: 'sign(a)', ref: (a) => Math.sign(a), floatOnly: true },
-  square: { wgsl: 'a * a', ref: (a) => a * a },
-  reciprocal: { wgsl: '1.0 / a', ref: (a) => 1 / a, floatOnly: true },
+  square: { wgsl: 'a * a', ref: (a) => a * a, vec4: true },
+  reciprocal: { wgsl: '1.0 / a', ref: (a) => 1 / a, floatOnly: true, vec4: true },
 };
 
 export const BINARY: Record<BinaryOp, OpInfo> = {
-  add: { wgsl: 'a + b', ref: (a, b) => a + b },
-  sub: { wgsl: 'a - b', ref: (a, b) => a - b },
-  mul: { wgsl: 'a * b', ref: (a, b) => a * b },
-  div: { wgsl: 'a / b', ref: (a, b) => (Number.isInteger(a) && Number.isInteger(b) ? Math.trunc(a / b) : a / b) },
-  maximum: { wgsl: 'max(a, b)', ref: (a, b) => Math.max(a, b) },
-  minimum: { wgsl: 'min(a, b)', ref: (a, b) => Math.min(a, b) },
+  add: { wgsl: 'a + b', ref: (a, b) => a + b, vec4: true },
+  sub: { wgsl: 'a - b', ref: (a, b) => a - b, vec4: true },
+  mul: { wgsl: 'a * b', ref: (a, b) => a * b, vec4: true },
+  div: { wgsl: 'a / b', ref: (a, b) => (Number.isInteger(a) && Number.isInteger(b) ? Math.trunc(a / b) : a / b), vec4: true },
+  maximum: { wgsl: 'max(a, b)', ref: (a, b) => Math.max(a, b), vec4: true },
+  minimum: { wgsl: 'min(a, b)', ref: (a, b) => Math.min(a, b), vec4: true },
   // Backward helpers fused into one pass: a = upstream grad, b = saved forward input/output.
-  reluGrad: { wgsl: 'select(T(0), a, b > T(0))', ref: (a, b) => (b > 0 ? a : 0) },
-  sigmoidGrad: { wgsl: 'a * b * (1.0 - b)', ref: (a, b) => a * b * (1 - b), floatOnly: true },
-  tanhGrad: { wgsl: 'a * (1.0 - b * b)', ref: (a, b) => a * (1 - b * b), floatOnly: true },
+  reluGrad: { wgsl: 'select(T(0), a, b > T(0))', ref: (a, b) => (b > 0 ? a : 0), vec4: true },
+  sigmoidGrad: { wgsl: 'a * b * (1.0 - b)', ref: (a, b) => a * b * (1 - b), floatOnly: true, vec4: true },
+  tanhGrad: { wgsl: 'a * (1.0 - b * b)', ref: (a, b) => a * (1 - b * b), floatOnly: true, vec4: true },
   // d/dx x^p = p x^(p-1), with x^(p-1) via the same sign rule as powS.
   powSGrad: { wgsl: `a * u.s0 * ${powWgsl('b', 'u.s1')}`, ref: (a, b, s0) => a * s0 * Math.pow(b, s0 - 1), floatOnly: true },
 };
@@ -67,31 +73,54 @@ export const COMPARE: Record<CompareOp, { wgsl: string; ref: (a: number, b: numb
 };
 
 const WG = 256;
-const EPT = 4; // elements per thread on the flat path: amortises index math, keeps loads coalesced
+const EPT = 4; // elements per thread on the scalar flat path: amortises index math, keeps loads coalesced
 
 /**
  * One map kernel: out[i] = expr(a[i], b[i], c[i]) over the broadcast shape `outShape`.
  * `inputs` are views already expanded to outShape (broadcast dims have stride 0).
  * `expr` sees operands a, b, c typed by `inTypes`, scalars u.s0/u.s1 (f32) and T = outType.
+ * Paths: flat vec4 (all contiguous, 16-byte aligned, `vec4Safe` expr), flat scalar, strided on a
+ * 3-D grid (coalesced rank <= 3), strided with div/mod (higher ranks).
  */
-export function mapLaunch(name: string, expr: string, inTypes: DType[], outType: DType, inputs: View[], outShape: number[], s0 = 0, s1 = 0): Launch {
+export function mapLaunch(name: string, expr: string, inTypes: DType[], outType: DType, inputs: View[], outShape: number[], s0 = 0, s1 = 0, vec4Safe = false): Launch {
   const n = numel(outShape);
   const co = coalesce(outShape, [contiguousStrides(outShape), ...inputs.map((v) => v.strides)]);
   const flat = co.shape.length === 1 && co.strides.every((s) => s[0] === 1);
   const rank = co.shape.length;
   const letters = ['a', 'b', 'c'];
   const nIn = inputs.length;
-  const key = `map:${name}:${inTypes.join(',')}>${outType}:${flat ? 'flat' : `r${rank}`}`;
   const offs = inputs.map((v) => v.offset);
+  const decls = (vt: (t: DType) => string) => `${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${vt(inTypes[i])}>;`).join('\n')}
+@group(0) @binding(${nIn}) var<storage, read_write> out: array<${vt(outType)}>;`;
+  const offU = offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']);
+  if (flat && vec4Safe && n % 4 === 0 && offs.every((o) => o % 4 === 0)) {
+    return {
+      key: `map:${name}:${inTypes.join(',')}>${outType}:vec4`,
+      build: () => ({
+        uniforms: [['n4', 'u32'], ...offU, ['s0', 'f32'], ['s1', 'f32']],
+        code: `
+alias T = vec4<${outType}>;
+${decls((t) => `vec4<${t}>`)}
+${WG_LINEAR}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (i >= u.n4) { return; }
+  ${inputs.map((_, j) => `let ${letters[j]} = in${j}[i + u.o${j}];`).join(' ')}
+  out[i] = T(${expr});
+}`,
+      }),
+      uniforms: [n / 4, ...offs.map((o) => o / 4), s0, s1],
+      grid: grid1d(cdiv(n / 4, WG)),
+    };
+  }
   if (flat) {
     return {
-      key,
+      key: `map:${name}:${inTypes.join(',')}>${outType}:flat`,
       build: () => ({
-        uniforms: [['n', 'u32'], ...offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']), ['s0', 'f32'], ['s1', 'f32']],
+        uniforms: [['n', 'u32'], ...offU, ['s0', 'f32'], ['s1', 'f32']],
         code: `
 alias T = ${outType};
-${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${inTypes[i]}>;`).join('\n')}
-@group(0) @binding(${nIn}) var<storage, read_write> out: array<${outType}>;
+${decls((t) => t)}
 ${WG_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let base = wgLinear(wid, nwg) * ${WG * EPT}u + lid;
@@ -108,20 +137,39 @@ ${WG_LINEAR}
       grid: grid1d(cdiv(n, WG * EPT)),
     };
   }
+  const g3 = plan3(co.shape, co.strides);
+  if (g3) {
+    // Output strides are co.strides[0] (contiguous, coalesced); inputs follow.
+    return {
+      key: `map:${name}:${inTypes.join(',')}>${outType}:g3:${g3.wx}`,
+      build: () => ({
+        uniforms: [['d', 'vec4u'], ['so', 'vec4i'], ...inputs.map((_, i) => [`s${i}_`, 'vec4i'] as [string, 'vec4i']), ...offU, ['s0', 'f32'], ['s1', 'f32']],
+        code: `
+alias T = ${outType};
+${decls((t) => t)}
+@compute @workgroup_size(${g3.wx}, ${g3.wy}) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  ${GRID3_COORDS}
+  ${inputs.map((_, j) => `let ${letters[j]} = in${j}[i32(u.o${j}) + c0 * u.s${j}_.x + c1 * u.s${j}_.y + c2 * u.s${j}_.z];`).join('\n  ')}
+  out[c0 * u.so.x + c1 * u.so.y + c2 * u.so.z] = T(${expr});
+}`,
+      }),
+      uniforms: [...g3.dims, 0, ...g3.strides[0], 0, ...g3.strides.slice(1).flatMap((s) => [...s, 0]), ...offs, s0, s1],
+      grid: g3.grid,
+    };
+  }
   const shapeP = pack8(co.shape, 1);
   const stridesP = co.strides.slice(1).map((s) => pack8(s, 0));
   return {
-    key,
+    key: `map:${name}:${inTypes.join(',')}>${outType}:r${rank}`,
     build: () => ({
       uniforms: [
         ['sh0', 'vec4u'], ['sh1', 'vec4u'],
         ...inputs.flatMap((_, i) => [[`st${i}_0`, 'vec4i'], [`st${i}_1`, 'vec4i']] as [string, 'vec4i'][]),
-        ['n', 'u32'], ...offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']), ['s0', 'f32'], ['s1', 'f32'],
+        ['n', 'u32'], ...offU, ['s0', 'f32'], ['s1', 'f32'],
       ],
       code: `
 alias T = ${outType};
-${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${inTypes[i]}>;`).join('\n')}
-@group(0) @binding(${nIn}) var<storage, read_write> out: array<${outType}>;
+${decls((t) => t)}
 ${WG_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = wgLinear(wid, nwg) * ${WG}u + lid;
@@ -144,11 +192,11 @@ ${WG_LINEAR}
 }
 
 export function unaryLaunch(op: UnaryOp, dtype: DType, x: View, s0 = 0, s1 = 0): Launch {
-  return mapLaunch(op, UNARY[op].wgsl, [dtype], dtype, [x], x.shape, s0, s1);
+  return mapLaunch(op, UNARY[op].wgsl, [dtype], dtype, [x], x.shape, s0, s1, UNARY[op].vec4);
 }
 
 export function binaryLaunch(op: BinaryOp, dtype: DType, a: View, b: View, outShape: number[], s0 = 0, s1 = 0): Launch {
-  return mapLaunch(op, BINARY[op].wgsl, [dtype, dtype], dtype, [a, b], outShape, s0, s1);
+  return mapLaunch(op, BINARY[op].wgsl, [dtype, dtype], dtype, [a, b], outShape, s0, s1, BINARY[op].vec4);
 }
 
 /** Comparisons produce u32 0/1 masks. */

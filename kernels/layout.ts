@@ -1,6 +1,6 @@
 // Layout kernels: strided assignment (dst view ← src view), the building block of contiguous(),
 // slice backward, concat, stack and pad; index kernels: gather, index-select, scatter-add.
-import { type DType, type Launch, type View, cdiv, coalesce, dimRef, grid1d, numel, pack8, WG_LINEAR, refRead } from './common.ts';
+import { type DType, type Launch, type View, cdiv, coalesce, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, WG_LINEAR, refRead } from './common.ts';
 
 const WG = 256;
 
@@ -9,6 +9,24 @@ export function assignLaunch(dtype: DType, src: View, dst: View): Launch {
   const n = numel(dst.shape);
   const co = coalesce(dst.shape, [src.strides, dst.strides]);
   const rank = co.shape.length;
+  const g3 = plan3(co.shape, co.strides);
+  if (g3) {
+    return {
+      key: `assign:${dtype}:g3:${g3.wx}`,
+      build: () => ({
+        uniforms: [['d', 'vec4u'], ['ss', 'vec4i'], ['ds', 'vec4i'], ['so', 'u32'], ['do_', 'u32']],
+        code: `
+@group(0) @binding(0) var<storage, read> src: array<${dtype}>;
+@group(0) @binding(1) var<storage, read_write> dst: array<${dtype}>;
+@compute @workgroup_size(${g3.wx}, ${g3.wy}) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  ${GRID3_COORDS}
+  dst[i32(u.do_) + c0 * u.ds.x + c1 * u.ds.y + c2 * u.ds.z] = src[i32(u.so) + c0 * u.ss.x + c1 * u.ss.y + c2 * u.ss.z];
+}`,
+      }),
+      uniforms: [...g3.dims, 0, ...g3.strides[0], 0, ...g3.strides[1], 0, src.offset, dst.offset],
+      grid: g3.grid,
+    };
+  }
   return {
     key: `assign:${dtype}:r${rank}`,
     build: () => ({

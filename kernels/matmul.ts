@@ -109,7 +109,14 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
   const key = `matmul-v4:${TM}x${TN}:${WX}:a${aK4 ? 'k4' : aK1 ? 'k1' : 'g'}${accumulate ? ':acc' : ''}`;
   const rows = Array.from({ length: TM }, (_, i) => i);
   const qs = Array.from({ length: Q }, (_, q) => q);
-  const fmaRow = (i: number, a: string) => qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(${a}), b${q}, acc${i}_${q});`).join(' ');
+  // Scalar accumulators: lavapipe runs scalar FMA chains at ~2x the rate of vec4 chains
+  // (measured with the ceiling kernel); for this kernel the two were within noise. Tried and
+  // not kept (no gain on lavapipe): unrolling K by 2, A as vec4 along K, 24/32-row tiles.
+  const scalarAcc = process.env.MRCNN_MM_VEC4ACC !== '1';
+  const fmaRow = (i: number, a: string) =>
+    scalarAcc
+      ? qs.map((q) => [0, 1, 2, 3].map((c) => `acc${i}_${q}_${c} = fma(${a}, b${q}[${c}], acc${i}_${q}_${c});`).join(' ')).join(' ')
+      : qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(${a}), b${q}, acc${i}_${q});`).join(' ');
   const body = aK4
     ? `for (var k4 = 0u; k4 < u.K / 4u; k4++) {
     ${rows.map((i) => `let a${i} = A[ar${i} + k4];`).join(' ')}
@@ -139,14 +146,14 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
   let bbase = u.boff4 + b * u.bsb4;
   ${rows.map((i) => `let ar${i} = abase + min(m0 + ${i}u, u.M - 1u) * ${aK4 ? '(u.sam / 4u)' : 'u.sam'};`).join('\n  ')}
   ${qs.map((q) => `let bc${q} = bbase + min(n4 + ${q}u, u.N / 4u - 1u);`).join('\n  ')}
-  ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
+  ${rows.map((i) => qs.map((q) => (scalarAcc ? [0, 1, 2, 3].map((c) => `var acc${i}_${q}_${c} = 0.0;`).join(' ') : `var acc${i}_${q} = vec4<f32>();`)).join(' ')).join(' ')}
   ${body}
   let cbase = u.coff + b * u.M * u.N;
-  ${rows.map((i) => `if (m0 + ${i}u < u.M) { ${qs.map((q) => `if (n4 + ${q}u < u.N / 4u) { let ci = cbase + (m0 + ${i}u) * u.N + (n4 + ${q}u) * 4u; ${[0, 1, 2, 3].map((c) => `C[ci + ${c}u] = ${accumulate ? `C[ci + ${c}u] + ` : ''}acc${i}_${q}[${c}];`).join(' ')} }`).join(' ')} }`).join('\n  ')}
+  ${rows.map((i) => `if (m0 + ${i}u < u.M) { ${qs.map((q) => `if (n4 + ${q}u < u.N / 4u) { let ci = cbase + (m0 + ${i}u) * u.N + (n4 + ${q}u) * 4u; ${[0, 1, 2, 3].map((c) => `C[ci + ${c}u] = ${accumulate ? `C[ci + ${c}u] + ` : ''}${scalarAcc ? `acc${i}_${q}_${c}` : `acc${i}_${q}[${c}]`};`).join(' ')} }`).join(' ')} }`).join('\n  ')}
 }`,
   });
   return {
-    key,
+    key: key + (scalarAcc ? ':sacc' : ''),
     build,
     uniforms: [d.M, d.N, d.K, d.batch, d.aOffset, ...d.aStrides, d.bOffset / 4, d.bStrides[0] / 4, d.bStrides[1] / 4, cOffset],
     grid: [cdiv(d.N, TN * WX), cdiv(d.M, TM), d.batch],

@@ -1,30 +1,30 @@
 // Reductions over any set of dims: sum (with a final scale, so mean is free), max, min, argmax,
 // argmin. The input is read through its strides (no transpose copy); kept and reduced dims are
-// coalesced separately. Three shapes of work:
-//   thread : one thread per output, sequential over R (many outputs, e.g. per-channel over N·H·W)
-//   group  : one workgroup per (output, chunk), tree reduce in workgroup memory
-//   split  : group with P chunks per output, then a second pass over the P partials (few outputs,
-//            huge R: fills the device instead of one workgroup per output)
+// coalesced separately. Threads only, no workgroup barriers (lavapipe implements barriers
+// expensively; two passes cost little on GPUs): P threads per output each walk the innermost
+// reduced dim interleaved (p, p+P, ...: adjacent lanes read adjacent addresses) inside a loop over
+// the outer reduced dims (one div/mod per outer step, none per element). With P > 1 a second pass
+// (partialsLaunch) combines the P partials of each output.
 import { type DType, type Launch, type View, cdiv, coalesce, contiguousStrides, dimRef, grid1d, numel, pack8, WG_LINEAR } from './common.ts';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 export const isArgReduce = (op: ReduceOp) => op === 'argmax' || op === 'argmin';
 
 const WG = 256;
+/** Threads to keep in flight: enough for a GPU, harmless on a CPU. */
+const TARGET_THREADS = 16384;
 
 export interface ReducePlan {
   nOut: number;
   R: number;
-  /** Number of chunks per output on the first pass (1: single pass). */
+  /** Partial threads per output (1: single pass). */
   chunks: number;
-  mode: 'thread' | 'group';
 }
 
-export function planReduce(nOut: number, R: number): ReducePlan {
-  if (nOut >= 2048 || R <= 32) return { nOut, R, chunks: 1, mode: 'thread' };
-  // Aim for >= 256 workgroups in flight and >= 2048 elements per workgroup.
-  const chunks = nOut >= 256 ? 1 : Math.max(1, Math.min(cdiv(R, 2048), cdiv(256, nOut)));
-  return { nOut, R, chunks, mode: 'group' };
+export function planReduce(nOut: number, R: number, innerLen: number): ReducePlan {
+  if (nOut >= TARGET_THREADS / 4) return { nOut, R, chunks: 1 };
+  const chunks = Math.max(1, Math.min(cdiv(TARGET_THREADS, nOut), Math.floor(R / 32), innerLen));
+  return { nOut, R, chunks };
 }
 
 function identity(op: ReduceOp, dtype: DType): string {
@@ -47,8 +47,8 @@ function combine(op: ReduceOp): string {
 
 /**
  * Reduction launch. `x` is the input view; `red` lists reduced dims. Output: contiguous over the
- * kept dims in order. For split plans, call twice: pass 1 writes partials [nOut, chunks] (values
- * and, for arg ops, indices); pass 2 (`partialsLaunch`) reduces them.
+ * kept dims in order. For plans with chunks > 1 the launch writes partials [nOut, chunks] (values
+ * and, for arg ops, indices) and `partialsLaunch` finishes.
  */
 export function reduceLaunch(op: ReduceOp, dtype: DType, x: View, red: number[], scale = 1, plan?: ReducePlan): { launch: Launch; plan: ReducePlan } {
   const keptDims = x.shape.map((_, i) => i).filter((i) => !red.includes(i));
@@ -56,116 +56,75 @@ export function reduceLaunch(op: ReduceOp, dtype: DType, x: View, red: number[],
   const redShape = red.map((i) => x.shape[i]);
   const nOut = numel(keptShape);
   const R = numel(redShape);
-  const p = plan ?? planReduce(nOut, R);
   const kc = coalesce(keptShape, [keptDims.map((i) => x.strides[i])]);
+  // Strides 0: input strides; 1: flat row-major index in the uncoalesced reduced space (argmax).
   const rc = coalesce(redShape, [red.map((i) => x.strides[i]), contiguousStrides(redShape)]);
   const kr = kc.shape.length;
   const rr = rc.shape.length;
+  const innerLen = rc.shape[rr - 1];
+  const p = plan ?? planReduce(nOut, R, innerLen);
   const arg = isArgReduce(op);
   const final = p.chunks === 1;
-  const key = `reduce:${op}:${dtype}:${p.mode}:k${kr}:r${rr}:${final ? 'final' : 'partial'}`;
+  const key = `reduce:${op}:${dtype}:k${kr}:r${rr}:${final ? 'final' : 'partial'}`;
   const outType = final && arg ? 'i32' : dtype;
-  const idxDecl = arg && !final ? `@group(0) @binding(2) var<storage, read_write> outIdx: array<i32>;` : '';
-  // Element offset of reduced index r: each reduced coordinate times its stride; `ridx` is the
-  // flat row-major index in the *uncoalesced* reduced space (what argmax reports).
-  const redOffset = Array.from({ length: rr }, (_, t) => {
-    const d = rr - 1 - t;
+  const outer = rc.shape.slice(0, -1);
+  const outerOffset = Array.from({ length: rr - 1 }, (_, t) => {
+    const d = rr - 2 - t;
     const sh = dimRef('rsh', d);
-    return `{ let c = ${d > 0 ? `rem % ${sh}` : 'rem'}; off += i32(c) * ${dimRef('rst', d)}; ridx += c * u32(${dimRef('rfl', d)}); ${d > 0 ? `rem = rem / ${sh};` : ''} }`;
+    return `{ let c = ${d > 0 ? `rem % ${sh}` : 'rem'}; off += i32(c) * ${dimRef('rst', d)}; fl += c * u32(${dimRef('rfl', d)}); ${d > 0 ? `rem = rem / ${sh};` : ''} }`;
   }).join(' ');
   const keptOffset = Array.from({ length: kr }, (_, t) => {
     const d = kr - 1 - t;
     const sh = dimRef('ksh', d);
     return `{ let c = ${d > 0 ? `rem % ${sh}` : 'rem'}; base += i32(c) * ${dimRef('kst', d)}; ${d > 0 ? `rem = rem / ${sh};` : ''} }`;
   }).join(' ');
-  const load = `
-    var off = base; var ridx = 0u; var rem = r;
-    ${redOffset}
-    let vb = x[off]; let ib = i32(ridx);`;
-  const uniforms: [string, 'vec4u' | 'vec4i' | 'u32' | 'f32'][] = [
-    ['ksh0', 'vec4u'], ['ksh1', 'vec4u'], ['kst0', 'vec4i'], ['kst1', 'vec4i'],
-    ['rsh0', 'vec4u'], ['rsh1', 'vec4u'], ['rst0', 'vec4i'], ['rst1', 'vec4i'], ['rfl0', 'vec4i'], ['rfl1', 'vec4i'],
-    ['nOut', 'u32'], ['R', 'u32'], ['chunks', 'u32'], ['chunkLen', 'u32'], ['offset', 'u32'], ['scale', 'f32'],
-  ];
-  const chunkLen = cdiv(R, p.chunks);
-  const values = [
-    ...pack8(kc.shape, 1), ...pack8(kc.strides[0], 0),
-    ...pack8(rc.shape, 1), ...pack8(rc.strides[0], 0), ...pack8(rc.strides[1], 0),
-    nOut, R, p.chunks, chunkLen, x.offset, scale,
-  ];
-  const store = (o: string) => {
-    if (final && arg) return `out[${o}] = ia;`;
-    if (final && op === 'sum' && dtype === 'f32') return `out[${o}] = va * u.scale;`;
-    if (arg) return `out[${o}] = va; outIdx[${o}] = ia;`;
-    return `out[${o}] = va;`;
+  const store = () => {
+    if (final && arg) return 'out[o] = ia;';
+    if (final && op === 'sum' && dtype === 'f32') return 'out[o] = va * u.scale;';
+    if (arg) return 'out[t] = va; outIdx[t] = ia;';
+    return final ? 'out[o] = va;' : 'out[t] = va;';
   };
-  const header = `
-@group(0) @binding(0) var<storage, read> x: array<${dtype}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${outType}>;
-${idxDecl}
-${WG_LINEAR}`;
-  if (p.mode === 'thread') {
-    return {
-      plan: p,
-      launch: {
-        key,
-        build: () => ({
-          uniforms,
-          code: `${header}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let o = wgLinear(wid, nwg) * ${WG}u + lid;
-  if (o >= u.nOut) { return; }
-  var base = i32(u.offset); var rem = o;
-  ${keptOffset}
-  var va = ${identity(op, dtype)}; var ia = 0x7fffffff;
-  for (var r = 0u; r < u.R; r++) {
-    ${load}
-    ${combine(op)}
-  }
-  ${store('o')}
-}`,
-        }),
-        uniforms: values,
-        grid: grid1d(cdiv(nOut, WG)),
-      },
-    };
-  }
   return {
     plan: p,
     launch: {
       key,
       build: () => ({
-        uniforms,
-        code: `${header}
-var<workgroup> sv: array<${dtype}, ${WG}>;
-var<workgroup> si: array<i32, ${WG}>;
+        uniforms: [
+          ['ksh0', 'vec4u'], ['ksh1', 'vec4u'], ['kst0', 'vec4i'], ['kst1', 'vec4i'],
+          ['rsh0', 'vec4u'], ['rsh1', 'vec4u'], ['rst0', 'vec4i'], ['rst1', 'vec4i'], ['rfl0', 'vec4i'], ['rfl1', 'vec4i'],
+          ['nOut', 'u32'], ['P', 'u32'], ['outerCount', 'u32'], ['inner', 'u32'], ['innerStride', 'i32'], ['innerFlat', 'u32'], ['offset', 'u32'], ['scale', 'f32'],
+        ],
+        code: `
+@group(0) @binding(0) var<storage, read> x: array<${dtype}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${outType}>;
+${arg && !final ? '@group(0) @binding(2) var<storage, read_write> outIdx: array<i32>;' : ''}
+${WG_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = wgLinear(wid, nwg);
-  let o = w / u.chunks;
-  let chunk = w % u.chunks;
-  var base = i32(u.offset); var rem = o;
-  ${keptOffset}
+  let t = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (t >= u.nOut * u.P) { return; }
+  let o = t / u.P;
+  let p = t % u.P;
+  var base = i32(u.offset);
+  { var rem = o; ${keptOffset} }
   var va = ${identity(op, dtype)}; var ia = 0x7fffffff;
-  let r0 = chunk * u.chunkLen;
-  let r1 = min(u.R, r0 + u.chunkLen);
-  for (var r = r0 + lid; r < r1; r += ${WG}u) {
-    ${load}
-    ${combine(op)}
-  }
-  sv[lid] = va; si[lid] = ia;
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (lid < s) {
-      let vb = sv[lid + s]; let ib = si[lid + s];
+  for (var ro = 0u; ro < u.outerCount; ro++) {
+    var off = base; var fl = 0u;
+    { var rem = ro; ${outerOffset} }
+    for (var ri = p; ri < u.inner; ri += u.P) {
+      let vb = x[off + i32(ri) * u.innerStride];
+      let ib = i32(fl + ri * u.innerFlat);
       ${combine(op)}
-      sv[lid] = va; si[lid] = ia;
     }
   }
-  if (lid == 0u) { ${store('w')} }
+  ${store()}
 }`,
       }),
-      uniforms: values,
-      grid: grid1d(nOut * p.chunks),
+      uniforms: [
+        ...pack8(kc.shape, 1), ...pack8(kc.strides[0], 0),
+        ...pack8(outer, 1), ...pack8(rc.strides[0].slice(0, -1), 0), ...pack8(rc.strides[1].slice(0, -1), 0),
+        nOut, p.chunks, numel(outer), innerLen, rc.strides[0][rr - 1], rc.strides[1][rr - 1], x.offset, scale,
+      ],
+      grid: grid1d(cdiv(nOut * p.chunks, WG)),
     },
   };
 }
