@@ -44,13 +44,16 @@ ${WG_LINEAR}
   };
 }
 
-/** vec4 copy of n4 vec4 elements: 32·n4 bytes moved (read + write). */
-export function copyLaunch(n4: number): { launch: Launch; bytes: number } {
+/** Copy roof candidates: elements per thread as vec4s (1 or 4, interleaved by the workgroup). */
+export const COPY_VARIANTS = [1, 4];
+
+/** vec4 copy of n4 vec4 elements (ept per thread): 32·n4 bytes moved (read + write). */
+export function copyLaunch(n4: number, ept = 1): { launch: Launch; bytes: number } {
   const WG = 256;
   return {
     bytes: n4 * 32,
     launch: {
-      key: 'ceiling:copy',
+      key: `ceiling:copy:${ept}`,
       build: () => ({
         uniforms: [['n', 'u32']],
         code: `
@@ -58,12 +61,15 @@ export function copyLaunch(n4: number): { launch: Launch; bytes: number } {
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 ${WG_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = wgLinear(wid, nwg) * ${WG}u + lid;
-  if (i < u.n) { dst[i] = src[i]; }
+  let base = wgLinear(wid, nwg) * ${WG * ept}u + lid;
+  for (var k = 0u; k < ${ept}u; k++) {
+    let i = base + k * ${WG}u;
+    if (i < u.n) { dst[i] = src[i]; }
+  }
 }`,
       }),
       uniforms: [n4],
-      grid: grid1d(cdiv(n4, WG)),
+      grid: grid1d(cdiv(n4, WG * ept)),
     },
   };
 }

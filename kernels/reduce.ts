@@ -65,7 +65,11 @@ export function reduceLaunch(op: ReduceOp, dtype: DType, x: View, red: number[],
   const p = plan ?? planReduce(nOut, R, innerLen);
   const arg = isArgReduce(op);
   const final = p.chunks === 1;
-  const key = `reduce:${op}:${dtype}:k${kr}:r${rr}:${final ? 'final' : 'partial'}`;
+  // Lane mapping: when the reduced inner dim is unit-stride, adjacent lanes take adjacent
+  // elements of one row (t = o·P + p); otherwise adjacent lanes take adjacent outputs
+  // (t = p·nOut + o), which are the adjacent addresses when reducing a leading dim.
+  const rowMajor = Math.abs(rc.strides[0][rr - 1]) === 1 || p.chunks === 1;
+  const key = `reduce:${op}:${dtype}:k${kr}:r${rr}:${final ? 'final' : 'partial'}${rowMajor ? '' : ':om'}`;
   const outType = final && arg ? 'i32' : dtype;
   const outer = rc.shape.slice(0, -1);
   const outerOffset = Array.from({ length: rr - 1 }, (_, t) => {
@@ -81,8 +85,8 @@ export function reduceLaunch(op: ReduceOp, dtype: DType, x: View, red: number[],
   const store = () => {
     if (final && arg) return 'out[o] = ia;';
     if (final && op === 'sum' && dtype === 'f32') return 'out[o] = va * u.scale;';
-    if (arg) return 'out[t] = va; outIdx[t] = ia;';
-    return final ? 'out[o] = va;' : 'out[t] = va;';
+    if (arg) return 'out[o * u.P + p] = va; outIdx[o * u.P + p] = ia;';
+    return final ? 'out[o] = va;' : 'out[o * u.P + p] = va;';
   };
   return {
     plan: p,
@@ -102,8 +106,8 @@ ${WG_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let t = wgLinear(wid, nwg) * ${WG}u + lid;
   if (t >= u.nOut * u.P) { return; }
-  let o = t / u.P;
-  let p = t % u.P;
+  let o = ${rowMajor ? 't / u.P' : 't % u.nOut'};
+  let p = ${rowMajor ? 't % u.P' : 't / u.nOut'};
   var base = i32(u.offset);
   { var rem = o; ${keptOffset} }
   var va = ${identity(op, dtype)}; var ia = 0x7fffffff;
