@@ -1,0 +1,466 @@
+// Detection ops over tensors: RoI Align / multi-level RoI Align / RoI Pool / RoI crop
+// (differentiable into features), argsort / top-k, NMS, box ops, anchors, matcher and sampler.
+// Everything stays on the GPU: counts (NMS kept, compaction) are i32 tensors, never host numbers,
+// so none of these ops moves runtime().stats.hostSyncs. Semantics: torchvision 0.14
+// (../shared/reference/torchvision-mask-rcnn.md §1.2, §1.6) and the seed (seed-mask-rcnn-pytorch.md §3).
+import { apply, type OpDef } from './autograd.ts';
+import { empty, fromArray, Tensor } from './tensor.ts';
+import { assignInto, full, run, zeros } from './ops.ts';
+import { runtime } from './runtime.ts';
+import { cdiv } from '../kernels/common.ts';
+import { multiLevelRoiAlignLaunch, roiAlignBackwardLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
+import { nextPow2, sortExtractLaunch, sortInitLaunch, sortPasses } from '../kernels/sort.ts';
+import { nmsChunkRows, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch } from '../kernels/nms.ts';
+import {
+  anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
+  pyFasterBaseAnchors, samplerKeysLaunch, samplerSelectLaunch, smallMaskLaunch, torchvisionBaseAnchors,
+} from '../kernels/boxes.ts';
+
+// Kernels index whole buffers from element 0, so inputs must be contiguous at offset 0.
+function c(t: Tensor): Tensor {
+  if (t.isContiguous && t.offset === 0) return t;
+  const o = empty(t.shape, t.dtype, 'detect.contiguous');
+  assignInto(o, t);
+  return o;
+}
+const done = (t: Tensor, orig: Tensor) => t !== orig && t.dispose();
+
+function checkFeatRois(op: string, x: Tensor, rois: Tensor): void {
+  if (x.rank !== 4 || x.dtype !== 'f32') throw new Error(`${op}: features must be f32 [N, C, H, W], got ${x.dtype} [${x.shape}]`);
+  if (rois.rank !== 2 || rois.shape[1] !== 5 || rois.dtype !== 'f32') throw new Error(`${op}: rois must be f32 [R, 5] (batch index, x1, y1, x2, y2), got ${rois.dtype} [${rois.shape}]`);
+}
+
+const size2 = (s: number | [number, number]): [number, number] => (typeof s === 'number' ? [s, s] : s);
+
+// ---- RoI Align -------------------------------------------------------------------------------------
+
+export interface RoiAlignOpts { outputSize: number | [number, number]; spatialScale?: number; samplingRatio?: number; aligned?: boolean }
+interface AlignAttrs { PH: number; PW: number; spatialScale: number; samplingRatio: number; aligned: boolean }
+
+const alignParams = (x: { shape: number[] }, R: number, a: AlignAttrs): RoiAlignParams => {
+  const [N, C, H, W] = x.shape;
+  return { N, C, H, W, R, ...a };
+};
+
+const roiAlignOp: OpDef<AlignAttrs> = {
+  forward: ([x, rois], a) => {
+    const xc = c(x), rc = c(rois);
+    const out = empty([rois.shape[0], x.shape[1], a.PH, a.PW], 'f32', 'roiAlign');
+    run(roiAlignLaunch(alignParams(x, rois.shape[0], a)), [xc, rc, out]);
+    done(xc, x); done(rc, rois);
+    return out;
+  },
+  save: ([, rois]) => [rois],
+  backward: (g, [rois], a, [mx]) => {
+    const gc = c(g), rc = c(rois);
+    const gx = zeros(mx.shape);
+    run(roiAlignBackwardLaunch(alignParams(mx, rois.shape[0], a)), [gc, rc, gx]);
+    done(gc, g); done(rc, rois);
+    return [gx, null];
+  },
+};
+
+/** torchvision.ops.roi_align: x [N, C, H, W], rois [R, 5] → [R, C, PH, PW]; grads flow into x only. */
+export function roiAlign(x: Tensor, rois: Tensor, o: RoiAlignOpts): Tensor {
+  checkFeatRois('roiAlign', x, rois);
+  const [PH, PW] = size2(o.outputSize);
+  return apply('roiAlign', roiAlignOp, [x, rois], { PH, PW, spatialScale: o.spatialScale ?? 1, samplingRatio: o.samplingRatio ?? -1, aligned: o.aligned ?? false });
+}
+
+// ---- multi-level RoI Align (torchvision MultiScaleRoIAlign) ------------------------------------------
+
+interface MultiAttrs { P: number; scales: number[]; samplingRatio: number; kMin: number; canonicalScale: number; canonicalLevel: number }
+
+const mlParams = (feats: { shape: number[] }[], R: number, a: MultiAttrs) => ({
+  N: feats[0].shape[0], C: feats[0].shape[1], R, P: a.P, samplingRatio: a.samplingRatio, kMin: a.kMin, canonicalScale: a.canonicalScale, canonicalLevel: a.canonicalLevel,
+  levels: feats.map((f, l) => ({ H: f.shape[2], W: f.shape[3], scale: a.scales[l] })),
+});
+
+const multiLevelOp: OpDef<MultiAttrs> = {
+  forward: (ins, a) => {
+    const rois = ins[ins.length - 1];
+    const fs = ins.slice(0, -1).map(c);
+    const rc = c(rois);
+    const out = empty([rois.shape[0], fs[0].shape[1], a.P, a.P], 'f32', 'multiScaleRoiAlign');
+    run(multiLevelRoiAlignLaunch(mlParams(fs, rois.shape[0], a), 'fwd'), [...fs, rc, out]);
+    fs.forEach((f, i) => done(f, ins[i]));
+    done(rc, rois);
+    return out;
+  },
+  save: (ins) => [ins[ins.length - 1]],
+  backward: (g, [rois], a, metas) => {
+    const fm = metas.slice(0, -1);
+    const gc = c(g), rc = c(rois);
+    const gs = fm.map((m) => zeros(m.shape));
+    run(multiLevelRoiAlignLaunch(mlParams(fm, rois.shape[0], a), 'bwd'), [gc, rc, ...gs]);
+    done(gc, g); done(rc, rois);
+    return [...gs, null];
+  },
+};
+
+/** Per-level scale as torchvision's poolers infer it: 2^round(log2(featureSize / imageSize)). */
+export const inferScale = (featSize: number, imageSize: number) => 2 ** Math.round(Math.log2(featSize / imageSize));
+
+/**
+ * torchvision MultiScaleRoIAlign over up to 4 FPN levels (feats [N, C, Hl, Wl], level l at
+ * scales[l], l = 0 ↔ k = kMin): each RoI is pooled from the level the LevelMapper assigns, in one
+ * dispatch (no per-level host work). rois [R, 5] → [R, C, P, P]. aligned=false as torchvision.
+ */
+export function multiScaleRoiAlign(feats: Tensor[], rois: Tensor, o: { outputSize: number; scales: number[]; samplingRatio?: number; kMin?: number; canonicalScale?: number; canonicalLevel?: number }): Tensor {
+  feats.forEach((f) => checkFeatRois('multiScaleRoiAlign', f, rois));
+  if (o.scales.length !== feats.length) throw new Error(`multiScaleRoiAlign: ${o.scales.length} scales for ${feats.length} levels`);
+  const kMin = o.kMin ?? -Math.round(Math.log2(o.scales[0]));
+  return apply('multiScaleRoiAlign', multiLevelOp, [...feats, rois], {
+    P: o.outputSize, scales: o.scales, samplingRatio: o.samplingRatio ?? 2, kMin, canonicalScale: o.canonicalScale ?? 224, canonicalLevel: o.canonicalLevel ?? 4,
+  });
+}
+
+// ---- RoI Pool ------------------------------------------------------------------------------------
+
+interface PoolAttrs { PH: number; PW: number; spatialScale: number; argmax?: Tensor }
+
+const roiPoolOp: OpDef<PoolAttrs> = {
+  forward: ([x, rois], a) => {
+    const xc = c(x), rc = c(rois);
+    const [N, C, H, W] = x.shape;
+    const out = empty([rois.shape[0], C, a.PH, a.PW], 'f32', 'roiPool');
+    a.argmax = empty(out.shape, 'i32', 'roiPool.argmax');
+    run(roiPoolLaunch({ N, C, H, W, R: rois.shape[0], PH: a.PH, PW: a.PW, spatialScale: a.spatialScale }), [xc, rc, out, a.argmax]);
+    done(xc, x); done(rc, rois);
+    return out;
+  },
+  save: ([, rois], _out, a) => [rois, a.argmax!],
+  backward: (g, [rois, argmax], a, [mx]) => {
+    const [N, C, H, W] = mx.shape;
+    const gc = c(g), rc = c(rois);
+    const gx = zeros(mx.shape);
+    run(roiPoolBackwardLaunch({ N, C, H, W, R: rois.shape[0], PH: a.PH, PW: a.PW, spatialScale: a.spatialScale }), [gc, rc, argmax, gx]);
+    done(gc, g); done(rc, rois);
+    return [gx, null];
+  },
+};
+
+/** torchvision.ops.roi_pool: x [N, C, H, W], rois [R, 5] → [R, C, PH, PW] (max with argmax for backward). */
+export function roiPool(x: Tensor, rois: Tensor, o: { outputSize: number | [number, number]; spatialScale?: number }): Tensor {
+  checkFeatRois('roiPool', x, rois);
+  const [PH, PW] = size2(o.outputSize);
+  const attrs: PoolAttrs = { PH, PW, spatialScale: o.spatialScale ?? 1 };
+  const out = apply('roiPool', roiPoolOp, [x, rois], attrs);
+  attrs.argmax?.dispose(); // the graph holds its own view when backward needs it
+  return out;
+}
+
+// ---- RoI crop (the seed) ---------------------------------------------------------------------------
+
+interface CropAttrs { P: number; strideInPx: number; maxPool: boolean }
+const cropParams = (x: { shape: number[] }, R: number, a: CropAttrs) => {
+  const [N, C, H, W] = x.shape;
+  return { N, C, H, W, R, ...a };
+};
+
+const roiCropOp: OpDef<CropAttrs> = {
+  forward: ([x, rois], a) => {
+    const xc = c(x), rc = c(rois);
+    const out = empty([rois.shape[0], x.shape[1], a.P, a.P], 'f32', 'roiCrop');
+    run(roiCropLaunch(cropParams(x, rois.shape[0], a), 'fwd'), [xc, rc, out]);
+    done(xc, x); done(rc, rois);
+    return out;
+  },
+  save: ([x, rois]) => [x, rois],
+  backward: (g, [x, rois], a) => {
+    const xc = c(x), gc = c(g), rc = c(rois);
+    const gx = zeros(x.shape);
+    run(roiCropLaunch(cropParams(x, rois.shape[0], a), 'bwd'), [xc, gc, rc, gx]);
+    done(xc, x); done(gc, g); done(rc, rois);
+    return [gx, null];
+  },
+};
+
+/**
+ * The seed's POOLING_MODE='crop': affine grid from each RoI (box coords / strideInPx) and a bilinear
+ * sampler, on a P×P grid, or 2P×2P followed by a 2×2 max pool (CROP_RESIZE_WITH_MAX_POOL). Unlike
+ * the seed it uses each RoI's batch index. x [N, C, H, W], rois [R, 5] → [R, C, P, P].
+ */
+export function roiCrop(x: Tensor, rois: Tensor, o: { outputSize: number; strideInPx: number; maxPool?: boolean }): Tensor {
+  checkFeatRois('roiCrop', x, rois);
+  if (x.shape[2] < 2 || x.shape[3] < 2) throw new Error(`roiCrop: map [${x.shape}] must be at least 2×2 (theta divides by H-1, W-1)`);
+  return apply('roiCrop', roiCropOp, [x, rois], { P: o.outputSize, strideInPx: o.strideInPx, maxPool: o.maxPool ?? true });
+}
+
+// ---- sort / top-k ------------------------------------------------------------------------------------
+
+/**
+ * Descending, index-stable sort along the last dim: first k values and their indices (i32) per
+ * row. x [..., n] → values/indices [..., k]. Not differentiable (use gather with the indices).
+ */
+export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } {
+  if (x.dtype !== 'f32') throw new Error(`topk: needs f32 keys, got ${x.dtype} [${x.shape}]`);
+  const n = x.shape[x.rank - 1] ?? 1;
+  if (k < 0 || k > n) throw new Error(`topk: k=${k} out of range for last dim ${n} of [${x.shape}]`);
+  const lead = x.shape.slice(0, -1);
+  const B = lead.reduce((s, v) => s * v, 1);
+  const values = empty([...lead, k], 'f32', 'topk.values');
+  const indices = empty([...lead, k], 'i32', 'topk.indices');
+  if (B * k === 0) return { values, indices };
+  const xc = c(x);
+  const P = nextPow2(n);
+  const K = empty([B * P], 'f32', 'sort.K');
+  const I = empty([B * P], 'u32', 'sort.I');
+  run(sortInitLaunch(B, n, P, n, xc.offset), [xc, K, I]);
+  for (const l of sortPasses(B, P)) run(l, [K, I]);
+  run(sortExtractLaunch(B, P, k, 0), [K, I, values, indices]);
+  K.dispose(); I.dispose(); done(xc, x);
+  return { values, indices };
+}
+
+export const argsort = (x: Tensor) => topk(x, x.shape[x.rank - 1] ?? 1);
+
+/**
+ * Top-k per contiguous segment of the last dim (torchvision RPN: per image and per FPN level;
+ * segment lengths are static shapes): x [B, Σ lens] → indices [B, Σ min(k, len)] into the row,
+ * segment by segment, each in descending order.
+ */
+export function segmentedTopk(x: Tensor, segLens: number[], k: number): Tensor {
+  if (x.rank !== 2 || segLens.reduce((s, v) => s + v, 0) !== x.shape[1]) throw new Error(`segmentedTopk: x [${x.shape}] must be [B, ${segLens.join('+')}]`);
+  const B = x.shape[0];
+  const ks = segLens.map((l) => Math.min(k, l));
+  const total = ks.reduce((s, v) => s + v, 0);
+  const out = empty([B, total], 'i32', 'segmentedTopk');
+  const xc = c(x);
+  let at = 0, outAt = 0;
+  segLens.forEach((len, s) => {
+    if (len > 0 && ks[s] > 0) {
+      const P = nextPow2(len);
+      const K = empty([B * P], 'f32', 'sort.K');
+      const I = empty([B * P], 'u32', 'sort.I');
+      const vals = empty([B * ks[s]], 'f32', 'sort.vals');
+      const idx = empty([B * ks[s]], 'i32', 'sort.idx');
+      run(sortInitLaunch(B, len, P, x.shape[1], xc.offset + at), [xc, K, I]);
+      for (const l of sortPasses(B, P)) run(l, [K, I]);
+      run(sortExtractLaunch(B, P, ks[s], at), [K, I, vals, idx]);
+      // scatter rows [B, ks] into columns [outAt, outAt + ks) of out
+      for (let b = 0; b < B; b++) runtimeCopy(idx, b * ks[s], out, b * total + outAt, ks[s]);
+      [K, I, vals, idx].forEach((t) => t.dispose());
+    }
+    at += len;
+    outAt += ks[s];
+  });
+  done(xc, x);
+  return out;
+}
+
+function runtimeCopy(src: Tensor, srcAt: number, dst: Tensor, dstAt: number, n: number): void {
+  runtime().copy(src.buffer, (src.offset + srcAt) * 4, dst.buffer, (dst.offset + dstAt) * 4, n * 4);
+}
+
+// ---- NMS -----------------------------------------------------------------------------------------------
+
+export interface NmsResult {
+  /** i32 [N]: kept box indices in descending-score order, then -1. */
+  keep: Tensor;
+  /** i32 [1]: number of kept boxes. */
+  count: Tensor;
+}
+
+function nmsImpl(boxes: Tensor, scores: Tensor, iouThresh: number, cats: Tensor | null): NmsResult {
+  const N = scores.shape[0];
+  if (boxes.rank !== 2 || boxes.shape[1] !== 4 || boxes.shape[0] !== N || scores.rank !== 1) throw new Error(`nms: boxes [${boxes.shape}] must be [N, 4] with scores [N], got scores [${scores.shape}]`);
+  if (cats && (cats.dtype !== 'i32' || cats.shape.join() !== `${N}`)) throw new Error(`batchedNms: idxs must be i32 [${N}], got ${cats.dtype} [${cats.shape}]`);
+  const keep = full([N], -1, 'i32');
+  const count = zeros([1], 'i32');
+  if (N === 0) return { keep, count };
+  const { values, indices: order } = argsort(scores);
+  values.dispose();
+  const bc = c(boxes), cc = cats ? c(cats) : null;
+  const sb = empty([N, 4], 'f32', 'nms.sortedBoxes');
+  const sc = empty([N], 'i32', 'nms.sortedCats');
+  run(nmsGatherLaunch(N, !!cc), [bc, cc ?? order, order, sb, sc]);
+  const words = cdiv(N, 32);
+  const remv = zeros([words], 'u32');
+  const C = nmsChunkRows(N);
+  const mask = empty([C * words], 'u32', 'nms.mask');
+  for (let r0 = 0; r0 < N; r0 += C) {
+    const rows = Math.min(C, N - r0);
+    run(nmsMaskLaunch(N, r0, rows, iouThresh), [sb, sc, remv, mask]);
+    run(nmsGreedyLaunch(N, r0, rows), [mask, order, remv, keep, count]);
+  }
+  [order, sb, sc, remv, mask].forEach((t) => t.dispose());
+  done(bc, boxes);
+  if (cc && cats) done(cc, cats);
+  return { keep, count };
+}
+
+/** torchvision.ops.nms: boxes xyxy [N, 4], scores [N]; suppress when IoU > iouThresh. */
+export const nms = (boxes: Tensor, scores: Tensor, iouThresh: number) => nmsImpl(boxes, scores, iouThresh, null);
+
+/**
+ * torchvision.ops.batched_nms: boxes of different idxs (i32 [N]: class, level, image·levels+level…)
+ * never suppress each other. Same result as the coordinate-offset trick, computed by comparing
+ * categories in the IoU kernel (no f32 rounding of offset coordinates).
+ */
+export const batchedNms = (boxes: Tensor, scores: Tensor, idxs: Tensor, iouThresh: number) => nmsImpl(boxes, scores, iouThresh, idxs);
+
+// ---- box ops ------------------------------------------------------------------------------------------
+
+function checkBoxes(op: string, b: Tensor): void {
+  if (b.rank !== 2 || b.shape[1] !== 4 || b.dtype !== 'f32') throw new Error(`${op}: boxes must be f32 [N, 4], got ${b.dtype} [${b.shape}]`);
+}
+
+/** torchvision box_iou: a [N, 4], b [M, 4] → [N, M]. */
+export function boxIou(a: Tensor, b: Tensor): Tensor {
+  checkBoxes('boxIou', a); checkBoxes('boxIou', b);
+  const ac = c(a), bc = c(b);
+  const out = empty([a.shape[0], b.shape[0]], 'f32', 'boxIou');
+  if (ac.offset % 4 || bc.offset % 4) throw new Error('boxIou: boxes must start at a multiple of 4 elements');
+  run(boxIouLaunch(a.shape[0], b.shape[0]), [ac, bc, out]);
+  done(ac, a); done(bc, b);
+  return out;
+}
+
+export type BoxWeights = [number, number, number, number];
+export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
+
+/** BoxCoder.encode_single: regression targets of gt [N, 4] w.r.t. proposals [N, 4] → [N, 4]. */
+export function encodeBoxes(gt: Tensor, proposals: Tensor, weights: BoxWeights = [1, 1, 1, 1]): Tensor {
+  checkBoxes('encodeBoxes', gt); checkBoxes('encodeBoxes', proposals);
+  const g = c(gt), p = c(proposals);
+  const out = empty(gt.shape, 'f32', 'encodeBoxes');
+  run(encodeLaunch(gt.shape[0], weights), [g, p, out]);
+  done(g, gt); done(p, proposals);
+  return out;
+}
+
+/** BoxCoder.decode_single: codes [N, 4K] applied to boxes [N, 4] → [N, 4K]; dw, dh clamped at clip. */
+export function decodeBoxes(codes: Tensor, boxes: Tensor, weights: BoxWeights = [1, 1, 1, 1], clip = BBOX_XFORM_CLIP): Tensor {
+  checkBoxes('decodeBoxes', boxes);
+  if (codes.rank !== 2 || codes.shape[0] !== boxes.shape[0] || codes.shape[1] % 4) throw new Error(`decodeBoxes: codes [${codes.shape}] must be [${boxes.shape[0]}, 4K]`);
+  const cc = c(codes), b = c(boxes);
+  const out = empty(codes.shape, 'f32', 'decodeBoxes');
+  run(decodeLaunch(boxes.shape[0], codes.shape[1] / 4, weights, clip), [cc, b, out]);
+  done(cc, codes); done(b, boxes);
+  return out;
+}
+
+/** clip_boxes_to_image: boxes [N, 4] into [0, W] × [0, H]. */
+export function clipBoxes(boxes: Tensor, imageSize: [number, number]): Tensor {
+  checkBoxes('clipBoxes', boxes);
+  const b = c(boxes);
+  const out = empty(boxes.shape, 'f32', 'clipBoxes');
+  run(clipLaunch(boxes.shape[0], imageSize[0], imageSize[1]), [b, out]);
+  done(b, boxes);
+  return out;
+}
+
+/** remove_small_boxes as a mask: i32 [N], 1 where w >= minSize and h >= minSize. */
+export function smallBoxesMask(boxes: Tensor, minSize: number): Tensor {
+  checkBoxes('smallBoxesMask', boxes);
+  const b = c(boxes);
+  const out = empty([boxes.shape[0]], 'i32', 'smallBoxesMask');
+  run(smallMaskLaunch(boxes.shape[0], minSize), [b, out]);
+  done(b, boxes);
+  return out;
+}
+
+/** Stream compaction: mask i32 [N] → indices i32 [N] (set positions in order, then -1) and count i32 [1]. */
+export function compact(mask: Tensor): { indices: Tensor; count: Tensor } {
+  if (mask.rank !== 1 || mask.dtype !== 'i32') throw new Error(`compact: mask must be i32 [N], got ${mask.dtype} [${mask.shape}]`);
+  const m = c(mask);
+  const indices = empty([mask.shape[0]], 'i32', 'compact.indices');
+  const count = zeros([1], 'i32');
+  if (mask.shape[0] > 0) run(compactLaunch(mask.shape[0]), [m, indices, count]);
+  done(m, mask);
+  return { indices, count };
+}
+
+/** remove_small_boxes: indices of boxes with both sides >= minSize, compacted, and their count. */
+export function removeSmallBoxes(boxes: Tensor, minSize: number): { indices: Tensor; count: Tensor } {
+  const m = smallBoxesMask(boxes, minSize);
+  const r = compact(m);
+  m.dispose();
+  return r;
+}
+
+// ---- anchors --------------------------------------------------------------------------------------------
+
+function anchorLevels(base: number[][], featSizes: [number, number][], strides: [number, number][]): Tensor {
+  const counts = featSizes.map(([h, w], l) => h * w * (base[l].length / 4));
+  const out = empty([counts.reduce((s, v) => s + v, 0), 4], 'f32', 'anchors');
+  let at = 0;
+  featSizes.forEach(([h, w], l) => {
+    const bt = fromArray(base[l], [base[l].length / 4, 4]);
+    run(anchorGridLaunch(h, w, base[l].length / 4, strides[l][0], strides[l][1], at), [bt, out]);
+    bt.dispose();
+    at += counts[l];
+  });
+  return out;
+}
+
+/**
+ * torchvision AnchorGenerator for one image size: rounded base anchors per level, stride =
+ * imageSize // featSize per axis (integer division), (level, y, x, a) order → [Σ H·W·A, 4].
+ */
+export function anchorsTorchvision(imageSize: [number, number], featSizes: [number, number][], sizes: number[][], aspectRatios: number[][]): Tensor {
+  if (sizes.length !== featSizes.length || aspectRatios.length !== featSizes.length) throw new Error(`anchorsTorchvision: ${featSizes.length} levels but ${sizes.length} size and ${aspectRatios.length} ratio lists`);
+  const base = sizes.map((s, l) => torchvisionBaseAnchors(s, aspectRatios[l]));
+  return anchorLevels(base, featSizes, featSizes.map(([h, w]) => [Math.floor(imageSize[0] / h), Math.floor(imageSize[1] / w)]));
+}
+
+/** The seed's py-faster-rcnn anchors on one feature map of stride featStride: [H·W·A, 4]. */
+export function anchorsPyFaster(featSize: [number, number], featStride = 16, baseSize = 16, ratios = [0.5, 1, 2], scales = [8, 16, 32]): Tensor {
+  return anchorLevels([pyFasterBaseAnchors(baseSize, ratios, scales)], [featSize], [[featStride, featStride]]);
+}
+
+// ---- matcher and sampler ---------------------------------------------------------------------------------
+
+/**
+ * torchvision Matcher on iou [M gt, N pred]: matches i32 [N] (gt index, -1 below low, -2 between)
+ * and labels i32 [N] (1 fg, 0 bg, -1 ignore). No gt (M = 0): everything is background.
+ */
+export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQualityMatches?: boolean }): { matches: Tensor; labels: Tensor } {
+  if (iou.rank !== 2 || iou.dtype !== 'f32') throw new Error(`matcher: iou must be f32 [M, N], got ${iou.dtype} [${iou.shape}]`);
+  if (o.low > o.high) throw new Error(`matcher: low ${o.low} > high ${o.high}`);
+  const [M, N] = iou.shape;
+  if (M === 0) return { matches: full([N], -1, 'i32'), labels: zeros([N], 'i32') };
+  const q = c(iou);
+  const vals = empty([N], 'f32', 'matcher.vals');
+  const args = empty([N], 'i32', 'matcher.args');
+  const best = empty([M], 'f32', 'matcher.best');
+  const matches = empty([N], 'i32', 'matcher.matches');
+  const labels = empty([N], 'i32', 'matcher.labels');
+  if (N > 0) {
+    run(matchColMaxLaunch(M, N), [q, vals, args]);
+    run(matchRowMaxLaunch(M, N), [q, best]);
+    run(matchFinalLaunch(M, N, o.high, o.low, o.allowLowQualityMatches ?? false), [q, vals, args, best, matches, labels]);
+  }
+  [vals, args, best].forEach((t) => t.dispose());
+  done(q, iou);
+  return { matches, labels };
+}
+
+/**
+ * BalancedPositiveNegativeSampler for one image: labels i32 [N] (>= 1 fg, 0 bg, < 0 ignored) →
+ * pos/neg masks i32 [N] with min(#fg, ⌊batch·fraction⌋) positives and min(#bg, batch - #pos)
+ * negatives, chosen uniformly by a seeded GPU RNG (random keys + the bitonic sort).
+ */
+export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number }): { pos: Tensor; neg: Tensor } {
+  if (labels.rank !== 1 || labels.dtype !== 'i32') throw new Error(`sampler: labels must be i32 [N], got ${labels.dtype} [${labels.shape}]`);
+  const N = labels.shape[0];
+  const pos = empty([N], 'i32', 'sampler.pos');
+  const neg = empty([N], 'i32', 'sampler.neg');
+  if (N === 0) return { pos, neg };
+  const l = c(labels);
+  const keys = empty([N], 'f32', 'sampler.keys');
+  run(samplerKeysLaunch(N, o.seed), [l, keys]);
+  const { values, indices } = argsort(keys);
+  run(samplerSelectLaunch(N, o.batchSizePerImage, o.positiveFraction), [l, indices, pos, neg]);
+  [keys, values, indices].forEach((t) => t.dispose());
+  done(l, labels);
+  return { pos, neg };
+}
+
+export const detectOps = {
+  roiAlign: roiAlignOp,
+  multiScaleRoiAlign: multiLevelOp,
+  roiPool: roiPoolOp,
+  roiCrop: roiCropOp,
+} satisfies Record<string, OpDef>;

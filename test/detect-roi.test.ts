@@ -1,0 +1,144 @@
+// RoI Align / multi-level RoI Align / RoI Pool / RoI crop: torchvision fixtures, float64
+// references, and GPU analytic grads vs central differences on the references.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import * as E from '../engine/index.ts';
+import { roiAlign, multiScaleRoiAlign, roiPool, roiCrop } from '../engine/ops-detect.ts';
+import { refRoiAlign, refRoiPool, refRoiCrop, refLevels } from '../kernels/roi.ts';
+import { assertClose, checkOp, randArray, mulberry32 } from './util.ts';
+
+const fx = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/detect-${name}.json`, import.meta.url), 'utf8'));
+
+test.before(async () => {
+  await E.initEngine();
+  E.setPoison(true);
+});
+
+/** Random rois [R,5] over images of size (H/scale, W/scale), some partly outside, some tiny. */
+function rois(R: number, N: number, H: number, W: number, scale: number, seed: number): Float64Array {
+  const r = mulberry32(seed);
+  const out = new Float64Array(R * 5);
+  for (let i = 0; i < R; i++) {
+    const x1 = (r() * 1.1 - 0.1) * (W / scale), y1 = (r() * 1.1 - 0.1) * (H / scale);
+    const tiny = i % 4 === 3;
+    const w = tiny ? r() * 0.7 / scale : (0.1 + r() * 0.6) * (W / scale), h = tiny ? r() * 0.7 / scale : (0.1 + r() * 0.6) * (H / scale);
+    out.set([Math.floor(r() * N), x1, y1, x1 + w, y1 + h], i * 5);
+  }
+  return out;
+}
+
+test('roiAlign matches torchvision fixtures (aligned, sampling 0/1/2/-1, multi-image, rois outside)', async () => {
+  const f = fx('roi_align');
+  for (const [k, cs] of f.cases.entries()) {
+    const x = E.fromArray(cs.x, cs.xShape);
+    const r = E.fromArray(cs.rois, [cs.R, 5]);
+    const syncs = E.runtime().stats.hostSyncs;
+    const y = roiAlign(x, r, { outputSize: cs.outputSize, spatialScale: cs.spatialScale, samplingRatio: cs.samplingRatio, aligned: cs.aligned });
+    assert.is(E.runtime().stats.hostSyncs, syncs, 'roiAlign: no host sync');
+    assertClose(await E.toArray(y), cs.y, `roiAlign fixture ${k}`, 1e-5, 1e-4);
+    const want = refRoiAlign(cs.x, cs.xShape, cs.rois, cs.R, { PH: cs.outputSize[0], PW: cs.outputSize[1], spatialScale: cs.spatialScale, samplingRatio: cs.samplingRatio, aligned: cs.aligned });
+    assertClose(want, cs.y, `refRoiAlign fixture ${k}`, 1e-5, 1e-4);
+    [x, r, y].forEach((t) => t.dispose());
+  }
+});
+
+for (const aligned of [false, true]) {
+  for (const sr of [2, 0]) {
+    test(`roiAlign gradient (aligned=${aligned}, samplingRatio=${sr}): GPU vs central differences`, async () => {
+      const xShape = [2, 3, 7, 9];
+      const R = 7;
+      const rr = rois(R, 2, 7, 9, 0.5, 11 + sr);
+      const o = { PH: 3, PW: 2, spatialScale: 0.5, samplingRatio: sr, aligned };
+      await checkOp(`roiAlign a=${aligned} sr=${sr}`, [{ shape: xShape }, { shape: [R, 5], data: rr, grad: false }],
+        ([x, r]) => roiAlign(x, r, { outputSize: [3, 2], spatialScale: 0.5, samplingRatio: sr, aligned }),
+        ([x]) => refRoiAlign(x, xShape, rr, R, o), { gatol: 1e-4, grtol: 1e-3 });
+    });
+  }
+}
+
+test('multiScaleRoiAlign matches torchvision MultiScaleRoIAlign (4 levels, one dispatch)', async () => {
+  const f = fx('multiscale');
+  const feats = f.feats.map((d: number[], l: number) => E.fromArray(d, f.featShapes[l]));
+  const boxes: number[] = [];
+  f.boxes.forEach((b: number[], img: number) => {
+    for (let i = 0; i < b.length / 4; i++) boxes.push(img, ...b.slice(4 * i, 4 * i + 4));
+  });
+  const R = boxes.length / 5;
+  const lv = refLevels(boxes, R, 4);
+  assert.ok(new Set(lv).size === 4, `fixture covers all 4 levels (got ${[...new Set(lv)]})`);
+  const r = E.fromArray(boxes, [R, 5]);
+  const syncs = E.runtime().stats.hostSyncs;
+  const disp = E.runtime().stats.dispatches;
+  const y = multiScaleRoiAlign(feats, r, { outputSize: f.outputSize, scales: f.scales, samplingRatio: f.samplingRatio });
+  assert.is(E.runtime().stats.hostSyncs, syncs);
+  assert.ok(E.runtime().stats.dispatches - disp <= 2, 'one pooling dispatch (plus poison fill)');
+  assertClose(await E.toArray(y), f.y, 'multiScaleRoiAlign', 1e-5, 1e-4);
+  [...feats, r, y].forEach((t) => t.dispose());
+});
+
+test('multiScaleRoiAlign gradient: GPU vs central differences on per-level references', async () => {
+  const shapes = [[1, 2, 16, 12], [1, 2, 8, 6], [1, 2, 4, 3], [1, 2, 2, 2]];
+  const scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32];
+  const boxes = [0, 3, 4, 20, 30, 0, 10, 5, 60, 62, 0, 1, 2, 47, 63, 0, 5, 5, 9, 11, 0, 0, 0, 48, 64];
+  const R = 5;
+  const lv = refLevels(boxes, R, 4);
+  const ref = (xs: Float64Array[]) => {
+    const out = new Float64Array(R * 2 * 4);
+    for (let i = 0; i < R; i++) {
+      const y = refRoiAlign(xs[lv[i]], shapes[lv[i]], boxes.slice(5 * i, 5 * i + 5), 1, { PH: 2, PW: 2, spatialScale: scales[lv[i]], samplingRatio: 2, aligned: false });
+      out.set(y, i * 8);
+    }
+    return out;
+  };
+  await checkOp('multiScaleRoiAlign', [...shapes.map((s) => ({ shape: s })), { shape: [R, 5], data: Float64Array.from(boxes), grad: false }],
+    (ts) => multiScaleRoiAlign(ts.slice(0, 4), ts[4], { outputSize: 2, scales }), ref);
+});
+
+test('roiPool matches torchvision fixtures', async () => {
+  const f = fx('roi_pool');
+  for (const [k, cs] of f.cases.entries()) {
+    const x = E.fromArray(cs.x, cs.xShape);
+    const r = E.fromArray(cs.rois, [cs.R, 5]);
+    const y = roiPool(x, r, { outputSize: cs.outputSize, spatialScale: cs.spatialScale });
+    assertClose(await E.toArray(y), cs.y, `roiPool fixture ${k}`, 0, 0);
+    assertClose(refRoiPool(cs.x, cs.xShape, cs.rois, cs.R, { PH: cs.outputSize[0], PW: cs.outputSize[1], spatialScale: cs.spatialScale }), cs.y, `refRoiPool fixture ${k}`, 1e-7, 0);
+    [x, r, y].forEach((t) => t.dispose());
+  }
+});
+
+test('roiPool gradient (distinct values, away from ties): GPU vs central differences', async () => {
+  const xShape = [2, 2, 8, 9];
+  const R = 6;
+  const rr = rois(R, 2, 8, 9, 1, 5);
+  // a permutation of well-separated values: no ties, and h=1e-3 never changes the argmax
+  const perm = randArray(2 * 2 * 8 * 9, 3).map((_, i) => i).sort((a, b) => Math.sin(a * 12.9898) - Math.sin(b * 12.9898));
+  const xd = Float64Array.from(perm, (v) => v * 0.01 - 1.4);
+  await checkOp('roiPool', [{ shape: xShape, data: xd }, { shape: [R, 5], data: rr, grad: false }],
+    ([x, r]) => roiPool(x, r, { outputSize: [3, 2], spatialScale: 1 }),
+    ([x]) => refRoiPool(x, xShape, rr, R, { PH: 3, PW: 2, spatialScale: 1 }), { h: 1e-3, atol: 1e-6 });
+});
+
+for (const maxPool of [false, true]) {
+  test(`roiCrop (maxPool=${maxPool}) vs float64 reference and gradient`, async () => {
+    const xShape = [2, 3, 6, 7];
+    const R = 5;
+    const stride = 4;
+    const rr = rois(R, 2, 6, 7, 1 / stride, 21);
+    const xd = Float64Array.from({ length: 2 * 3 * 6 * 7 }, (_, i) => Math.sin(i * 1.7) + 0.001 * i);
+    await checkOp(`roiCrop maxPool=${maxPool}`, [{ shape: xShape, data: xd }, { shape: [R, 5], data: rr, grad: false }],
+      ([x, r]) => roiCrop(x, r, { outputSize: 3, strideInPx: stride, maxPool }),
+      ([x]) => refRoiCrop(x, xShape, rr, R, { P: 3, strideInPx: stride, maxPool }), { h: 1e-4 });
+  });
+}
+
+test('roiCrop honours the batch index; roiAlign/roiCrop with zero rois', async () => {
+  const x = E.fromArray(Float32Array.from({ length: 2 * 1 * 4 * 4 }, (_, i) => (i < 16 ? 1 : 2)), [2, 1, 4, 4]);
+  const r = E.fromArray([1, 4, 4, 8, 8, 0, 4, 4, 8, 8], [2, 5]);
+  const y = await E.toArray(roiCrop(x, r, { outputSize: 2, strideInPx: 4, maxPool: false }));
+  assertClose(y, [2, 2, 2, 2, 1, 1, 1, 1], 'roiCrop batch index');
+  const r0 = E.fromArray([], [0, 5]);
+  assert.equal([...(await E.toArray(roiAlign(x, r0, { outputSize: 2 })))], []);
+});
+
+test.run();
