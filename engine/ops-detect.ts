@@ -255,6 +255,11 @@ function runtimeCopy(src: Tensor, srcAt: number, dst: Tensor, dstAt: number, n: 
 
 // ---- NMS -----------------------------------------------------------------------------------------------
 
+export interface NmsOpts {
+  /** Budget of the IoU bitmask per greedy chunk (default 64 MiB; tests shrink it to force many chunks). */
+  maskBytes?: number;
+}
+
 export interface NmsResult {
   /** i32 [N]: kept box indices in descending-score order, then -1. */
   keep: Tensor;
@@ -262,7 +267,7 @@ export interface NmsResult {
   count: Tensor;
 }
 
-function nmsImpl(boxes: Tensor, scores: Tensor, iouThresh: number, cats: Tensor | null): NmsResult {
+function nmsImpl(boxes: Tensor, scores: Tensor, iouThresh: number, cats: Tensor | null, o: NmsOpts = {}): NmsResult {
   const N = scores.shape[0];
   if (boxes.rank !== 2 || boxes.shape[1] !== 4 || boxes.shape[0] !== N || scores.rank !== 1) throw new Error(`nms: boxes [${boxes.shape}] must be [N, 4] with scores [N], got scores [${scores.shape}]`);
   if (cats && (cats.dtype !== 'i32' || cats.shape.join() !== `${N}`)) throw new Error(`batchedNms: idxs must be i32 [${N}], got ${cats.dtype} [${cats.shape}]`);
@@ -277,7 +282,7 @@ function nmsImpl(boxes: Tensor, scores: Tensor, iouThresh: number, cats: Tensor 
   run(nmsGatherLaunch(N, !!cc), [bc, cc ?? order, order, sb, sc]);
   const words = cdiv(N, 32);
   const remv = zeros([words], 'u32');
-  const C = nmsChunkRows(N);
+  const C = nmsChunkRows(N, o.maskBytes);
   const mask = empty([C * words], 'u32', 'nms.mask');
   for (let r0 = 0; r0 < N; r0 += C) {
     const rows = Math.min(C, N - r0);
@@ -291,14 +296,14 @@ function nmsImpl(boxes: Tensor, scores: Tensor, iouThresh: number, cats: Tensor 
 }
 
 /** torchvision.ops.nms: boxes xyxy [N, 4], scores [N]; suppress when IoU > iouThresh. */
-export const nms = (boxes: Tensor, scores: Tensor, iouThresh: number) => nmsImpl(boxes, scores, iouThresh, null);
+export const nms = (boxes: Tensor, scores: Tensor, iouThresh: number, o?: NmsOpts) => nmsImpl(boxes, scores, iouThresh, null, o);
 
 /**
  * torchvision.ops.batched_nms: boxes of different idxs (i32 [N]: class, level, image·levels+level…)
  * never suppress each other. Same result as the coordinate-offset trick, computed by comparing
  * categories in the IoU kernel (no f32 rounding of offset coordinates).
  */
-export const batchedNms = (boxes: Tensor, scores: Tensor, idxs: Tensor, iouThresh: number) => nmsImpl(boxes, scores, iouThresh, idxs);
+export const batchedNms = (boxes: Tensor, scores: Tensor, idxs: Tensor, iouThresh: number, o?: NmsOpts) => nmsImpl(boxes, scores, iouThresh, idxs, o);
 
 // ---- box ops ------------------------------------------------------------------------------------------
 

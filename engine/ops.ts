@@ -17,7 +17,7 @@ export function run(l: Launch, tensors: Tensor[]): void {
 
 export function full(shape: number[], value: number, dtype: DType = 'f32'): Tensor {
   const t = empty(shape, dtype, 'full');
-  if (t.size > 0) run(mapLaunch('fill', 'T(u.s0)', [], dtype, [], shape, value, 0, true), [t]);
+  if (t.size > 0) run(mapLaunch('fill', `T(${dtype}(u.s0))`, [], dtype, [], shape, value, 0, true), [t]);
   return t;
 }
 export const zeros = (shape: number[], dtype: DType = 'f32') => full(shape, 0, dtype);

@@ -21,7 +21,7 @@ export function sortInitLaunch(B: number, n: number, P: number, rowStride: numbe
   return {
     key: 'sort:init',
     build: () => ({
-      uniforms: [['total', 'u32'], ['n', 'u32'], ['P', 'u32'], ['rowStride', 'u32'], ['off', 'u32']],
+      uniforms: [['total', 'u32'], ['n', 'u32'], ['P', 'u32'], ['rowStride', 'u32'], ['off', 'u32'], ['ninf', 'f32']],
       code: `
 @group(0) @binding(0) var<storage, read> keys: array<f32>;
 @group(0) @binding(1) var<storage, read_write> K: array<f32>;
@@ -31,11 +31,12 @@ ${WG_LINEAR}
   let t = wgLinear(wid, nwg) * ${WG}u + lid;
   if (t >= u.total) { return; }
   let b = t / u.P; let i = t % u.P;
-  K[t] = select(bitcast<f32>(0xff800000u), keys[u.off + b * u.rowStride + i], i < u.n);
+  // -inf comes in as a uniform: WGSL rejects a constant -inf
+  K[t] = select(u.ninf, keys[u.off + b * u.rowStride + i], i < u.n);
   I[t] = i;
 }`,
     }),
-    uniforms: [total, n, P, rowStride, offset],
+    uniforms: [total, n, P, rowStride, offset, -Infinity],
     grid: grid1d(cdiv(total, WG)),
   };
 }
