@@ -186,6 +186,59 @@ export function cases(size: BenchSize): BenchCase[] {
         return { record: () => opt.step(), dispose: () => { opt.dispose(); p.dispose(); } };
       },
     },
+    elementwiseCase('where(x > 0, x, y)', [n], [n], (a, b) => E.where(E.gt(a, 0), a, b!), (tf, a, b) => tf.where(tf.greater(a, 0), a, b)),
+    elementwiseCase('cast f32→i32', [n], null, (a) => E.cast(a, 'i32'), (tf, a) => tf.cast(a, 'int32')),
+    elementwiseCase('smoothL1 (none)', [n], [n], (a, b) => E.smoothL1(a, b!, 1 / 9, 'none'), (tf, a, b) => tf.losses.huberLoss(a, b, undefined, 1 / 9, tf.Reduction.NONE)),
+    {
+      family: 'softmax',
+      name: 'log-softmax fwd+bwd',
+      shape: `[${rows}, ${cols}]`,
+      bytes: 5 * rows * cols * F,
+      setup: () => {
+        const x = E.randn([rows, cols]);
+        x.requiresGrad = true;
+        const w = E.randn([rows, cols]);
+        return {
+          record: () => {
+            E.backward(E.sum(E.mul(E.logSoftmax(x, 1), w)));
+            x.grad!.dispose();
+            x.grad = null;
+          },
+          dispose: keepAll([x, w]),
+        };
+      },
+    },
+    {
+      family: 'layout',
+      name: 'pad 1 px each side',
+      shape: `[8, 64, ${rows / 16}, ${cols / 16}]`,
+      bytes: 2 * 8 * 64 * (rows / 16) * (cols / 16) * F,
+      setup: () => {
+        const x = E.randn([8, 64, rows / 16, cols / 16]);
+        return { record: () => void E.pad(x, [1, 1, 1, 1]), dispose: keepAll([x]) };
+      },
+      tfjs: (tf) => {
+        const x = tf.randomNormal([8, 64, rows / 16, cols / 16]);
+        return { run: () => tf.pad(x, [[0, 0], [0, 0], [1, 1], [1, 1]]), dispose: () => x.dispose() };
+      },
+    },
+    {
+      family: 'layout',
+      name: 'scatterAdd rows (CAS atomics)',
+      shape: `${rows} rows of 256 into [${rows / 4}, 256]`,
+      bytes: 3 * rows * 256 * F,
+      setup: () => {
+        const base = E.zeros([rows / 4, 256]);
+        const src = E.randn([rows, 256]);
+        const idx = E.cast(E.mul(E.rand([rows]), rows / 4), 'i32');
+        return { record: () => void E.indexAdd(base, 0, idx, src), dispose: keepAll([base, src, idx]) };
+      },
+      tfjs: (tf) => {
+        const src = tf.randomNormal([rows, 256]);
+        const idx = tf.cast(tf.mul(tf.randomUniform([rows, 1]), rows / 4), 'int32');
+        return { run: () => tf.scatterND(idx, src, [rows / 4, 256]), dispose: () => tf.dispose([src, idx]) };
+      },
+    },
     {
       family: 'random',
       name: 'randn',
