@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as E from '../engine/index.ts';
 import { checkOp, refPermute, type GradInput } from './util.ts';
-import { refBinary, refUnary, type UnaryOp, type BinaryOp } from '../kernels/elementwise.ts';
+import { COMPARE, refBinary, refUnary, type UnaryOp, type BinaryOp } from '../kernels/elementwise.ts';
 import { refReduce } from '../kernels/reduce.ts';
 import { refMatmul } from '../kernels/matmul.ts';
 import { numel } from '../kernels/common.ts';
@@ -123,6 +123,21 @@ const rows: Row[] = [
     gpu: ([x]) => E.contiguous(E.flip(x, [0, 1])),
     ref: ([x]) => Float64Array.from(x).reverse(),
   },
+  {
+    name: 'cast f32→i32 truncates toward zero (as torch), i32→f32',
+    inputs: [{ shape: [17], lo: -3, hi: 3 }],
+    gpu: ([x]) => E.cast(E.cast(E.mul(x, 3), 'i32'), 'f32'),
+    ref: ([x]) => x.map((v) => Math.trunc(Math.fround(v * 3))),
+    grad: false,
+  },
+  ...(['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const).map((op): Row => ({
+    name: `compare ${op} with broadcast (u32 mask)`,
+    // Rounded values so equality cases occur.
+    inputs: [{ shape: [3, 4], data: Float64Array.from([0, 1, 2, 3, 1, 1, 0, 2, 3, 3, 2, 1]) }, { shape: [4], data: Float64Array.from([1, 1, 2, 0]) }],
+    gpu: ([a, b]) => E.cast(E[op](a, b), 'f32'),
+    ref: ([a, b]) => a.map((v, i) => (COMPARE[op].ref(v, b[i % 4]) ? 1 : 0)),
+    grad: false,
+  })),
   {
     name: 'where(cond, a, b) broadcast',
     inputs: [{ shape: [4, 3] }, { shape: [3] }],
