@@ -8,7 +8,7 @@ import { empty, fromArray, Tensor } from './tensor.ts';
 import { assignInto, full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
-import { multiLevelRoiAlignLaunch, roiAlignBackwardLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
+import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch } from '../kernels/nms.ts';
 import {
@@ -54,7 +54,7 @@ const roiAlignOp: OpDef<AlignAttrs> = {
   backward: (g, [rois], a, [mx]) => {
     const gc = c(g), rc = c(rois);
     const gx = zeros(mx.shape);
-    run(roiAlignBackwardLaunch(alignParams(mx, rois.shape[0], a)), [gc, rc, gx]);
+    run(roiAlignLaunch(alignParams(mx, rois.shape[0], a), 'bwd'), [gc, rc, gx]);
     done(gc, g); done(rc, rois);
     return [gx, null];
   },

@@ -36,6 +36,11 @@ fn alignTaps(H: i32, W: i32, yIn: f32, xIn: f32) -> Taps {
   t.o = vec4i(yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh);
   t.w = vec4f(hy * hx, hy * lx, ly * hx, ly * lx);
   return t;
+}
+fn alignTapsOr0(H: i32, W: i32, y: f32, x: f32) -> Taps {
+  var t = alignTaps(H, W, y, x);
+  if (!t.ok) { t.o = vec4i(0); t.w = vec4f(0.0); }
+  return t;
 }`;
 
 // The per-RoI bin geometry of torchvision roi_align (f32 arithmetic in its order).
@@ -60,87 +65,92 @@ fn alignGeom(r: u32, scale: f32, sr: i32, aligned: u32, PH: u32, PW: u32) -> Geo
 
 export interface RoiAlignParams { N: number; C: number; H: number; W: number; R: number; PH: number; PW: number; spatialScale: number; samplingRatio: number; aligned: boolean }
 
-const alignUniforms = (p: RoiAlignParams, n: number) => [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0];
-const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32']];
+// Channels per thread: the bin geometry and bilinear taps are computed once per (RoI, bin) and
+// reused across CPT channels (lavapipe: per-output geometry cost ~8x the loads it feeds).
+const CPT = 16;
+// With a fixed sampling ratio <= 3 the sample loop is unrolled at compile time (sr is in the
+// key); adaptive grids (unbounded sample counts) loop samples per chunk.
+const maxStaticSr = 3;
 
-/** out[R, C, PH, PW] = roi_align(x [N, C, H, W], rois [R, 5]). Bindings: x, rois, out. */
-export function roiAlignLaunch(p: RoiAlignParams): Launch {
-  const n = p.R * p.C * p.PH * p.PW;
-  return {
-    key: 'roiAlign:fwd',
-    build: () => ({
-      uniforms: ALIGN_U,
-      code: `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = wgLinear(wid, nwg) * ${WG}u + lid;
-  if (i >= u.n) { return; }
-  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let c = (i / (u.PW * u.PH)) % u.C; let r = i / (u.PW * u.PH * u.C);
-  let g = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
-  let H = i32(u.H); let W = i32(u.W);
-  var acc = 0.0;
-  if (g.b >= 0 && g.b < i32(u.N)) {
-    let base = (u32(g.b) * u.C + c) * u.H * u.W;
-    for (var iy = 0; iy < g.gh; iy++) {
-      let y = g.sy + f32(ph) * g.bh + (f32(iy) + 0.5) * g.bh / f32(g.gh);
-      for (var ix = 0; ix < g.gw; ix++) {
-        let xx = g.sx + f32(pw) * g.bw + (f32(ix) + 0.5) * g.bw / f32(g.gw);
-        let t = alignTaps(H, W, y, xx);
-        if (t.ok) {
-          acc += t.w.x * x[base + u32(t.o.x)] + t.w.y * x[base + u32(t.o.y)] + t.w.z * x[base + u32(t.o.z)] + t.w.w * x[base + u32(t.o.w)];
-        }
-      }
-    }
-  }
-  out[i] = acc / g.cnt;
-}`,
-    }),
-    uniforms: alignUniforms(p, n),
-    grid: grid1d(cdiv(n, WG)),
-  };
-}
+const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['CB', 'u32']];
 
-/** gx[N, C, H, W] += roi_align backward of g [R, C, PH, PW]; gx is zeroed by the caller. Bindings: g, rois, gx. */
-export function roiAlignBackwardLaunch(p: RoiAlignParams): Launch {
-  const n = p.R * p.C * p.PH * p.PW;
-  return {
-    key: 'roiAlign:bwd',
-    build: () => ({
-      uniforms: ALIGN_U,
-      code: `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
+/**
+ * RoI Align over x [N, C, H, W] and rois [R, 5]: 'fwd' writes out [R, C, PH, PW] (bindings x,
+ * rois, out); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
+ * bindings g, rois, gx). One thread per (RoI, CPT-channel chunk, bin).
+ */
+export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): Launch {
+  const CB = cdiv(p.C, CPT);
+  const n = p.R * CB * p.PH * p.PW;
+  const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
+  const binds = dir === 'fwd'
+    ? `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<atomic<u32>>;
-${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${ATOMIC_ADD('gx')}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = wgLinear(wid, nwg) * ${WG}u + lid;
-  if (i >= u.n) { return; }
-  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let c = (i / (u.PW * u.PH)) % u.C; let r = i / (u.PW * u.PH * u.C);
-  let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
-  if (geo.b < 0 || geo.b >= i32(u.N)) { return; }
-  let gv = g[i] / geo.cnt;
-  if (gv == 0.0) { return; }
-  let H = i32(u.H); let W = i32(u.W);
-  let base = (u32(geo.b) * u.C + c) * u.H * u.W;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`
+    : `@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> rois: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gx: array<atomic<u32>>;`;
+  const outIdx = '((r * u.C + c) * u.PH + ph) * u.PW + pw';
+  // Unrolled: the sr² samples' taps live in registers (no dynamically indexed private arrays,
+  // which lavapipe spills); a sample outside the map gets zero weights on pixel 0.
+  const S = sr * sr;
+  const samples = Array.from({ length: S }, (_, s) => `let t${s} = alignTapsOr0(H, W, geo.sy + f32(ph) * geo.bh + ${(Math.floor(s / sr) + 0.5).toFixed(1)} * geo.bh / ${sr}.0, geo.sx + f32(pw) * geo.bw + ${((s % sr) + 0.5).toFixed(1)} * geo.bw / ${sr}.0);`).join('\n  ');
+  const gatherS = (s: number) => `dot(t${s}.w, vec4f(x[base + u32(t${s}.o.x)], x[base + u32(t${s}.o.y)], x[base + u32(t${s}.o.z)], x[base + u32(t${s}.o.w)]))`;
+  const scatterS = (s: number) => `atomicAdd_gx(base + u32(t${s}.o.x), gv * t${s}.w.x); atomicAdd_gx(base + u32(t${s}.o.y), gv * t${s}.w.y); atomicAdd_gx(base + u32(t${s}.o.z), gv * t${s}.w.z); atomicAdd_gx(base + u32(t${s}.o.w), gv * t${s}.w.w);`;
+  const staticBody = `
+  ${samples}
+  for (var c = c0; c < c1; c++) {
+    let base = base0 + (c - c0) * plane;
+    ${dir === 'fwd' ? `out[${outIdx}] = (${Array.from({ length: S }, (_, s) => gatherS(s)).join(' + ')}) / geo.cnt;`
+    : `let gv = g[${outIdx}] / geo.cnt;
+    if (gv != 0.0) {
+      ${Array.from({ length: S }, (_, s) => `if (t${s}.ok) { ${scatterS(s)} }`).join('\n      ')}
+    }`}
+  }`;
+  const dynBody = `
+  ${dir === 'fwd' ? `var acc: array<f32, ${CPT}>;` : `var gv: array<f32, ${CPT}>;
+  for (var c = c0; c < c1; c++) { gv[c - c0] = g[${outIdx}] / geo.cnt; }`}
   for (var iy = 0; iy < geo.gh; iy++) {
     let y = geo.sy + f32(ph) * geo.bh + (f32(iy) + 0.5) * geo.bh / f32(geo.gh);
     for (var ix = 0; ix < geo.gw; ix++) {
       let xx = geo.sx + f32(pw) * geo.bw + (f32(ix) + 0.5) * geo.bw / f32(geo.gw);
       let t = alignTaps(H, W, y, xx);
       if (t.ok) {
-        atomicAdd_gx(base + u32(t.o.x), gv * t.w.x);
-        atomicAdd_gx(base + u32(t.o.y), gv * t.w.y);
-        atomicAdd_gx(base + u32(t.o.z), gv * t.w.z);
-        atomicAdd_gx(base + u32(t.o.w), gv * t.w.w);
+        for (var c = c0; c < c1; c++) {
+          let base = base0 + (c - c0) * plane;
+          ${dir === 'fwd' ? 'acc[c - c0] += t.w.x * x[base + u32(t.o.x)] + t.w.y * x[base + u32(t.o.y)] + t.w.z * x[base + u32(t.o.z)] + t.w.w * x[base + u32(t.o.w)];'
+    : `let v = gv[c - c0];
+          atomicAdd_gx(base + u32(t.o.x), v * t.w.x); atomicAdd_gx(base + u32(t.o.y), v * t.w.y);
+          atomicAdd_gx(base + u32(t.o.z), v * t.w.z); atomicAdd_gx(base + u32(t.o.w), v * t.w.w);`}
+        }
       }
     }
   }
+  ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = acc[c - c0] / geo.cnt; }` : ''}`;
+  return {
+    key: `roiAlign:${dir}:sr${sr}`,
+    build: () => ({
+      uniforms: ALIGN_U,
+      code: `
+${binds}
+${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? ATOMIC_ADD('gx') : ''}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (i >= u.n) { return; }
+  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let cb = (i / (u.PW * u.PH)) % u.CB; let r = i / (u.PW * u.PH * u.CB);
+  let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
+  let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
+  if (geo.b < 0 || geo.b >= i32(u.N)) {
+    ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }` : ''}
+    return;
+  }
+  let H = i32(u.H); let W = i32(u.W);
+  let plane = u.H * u.W;
+  let base0 = (u32(geo.b) * u.C + c0) * plane;
+  ${sr > 0 ? staticBody : dynBody}
 }`,
     }),
-    uniforms: alignUniforms(p, n),
+    uniforms: [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0, CB],
     grid: grid1d(cdiv(n, WG)),
   };
 }

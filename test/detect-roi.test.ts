@@ -57,6 +57,18 @@ for (const aligned of [false, true]) {
   }
 }
 
+test('roiAlign with C=19 (two 16-channel chunks), static and adaptive sampling: forward + gradient', async () => {
+  const xShape = [2, 19, 6, 5];
+  const R = 5;
+  const rr = rois(R, 2, 6, 5, 1, 31);
+  for (const sr of [3, -1]) {
+    const o = { PH: 2, PW: 3, spatialScale: 1, samplingRatio: sr, aligned: true };
+    await checkOp(`roiAlign C=19 sr=${sr}`, [{ shape: xShape }, { shape: [R, 5], data: rr, grad: false }],
+      ([x, r]) => roiAlign(x, r, { outputSize: [2, 3], spatialScale: 1, samplingRatio: sr, aligned: true }),
+      ([x]) => refRoiAlign(x, xShape, rr, R, o), { seed: 3 + sr });
+  }
+});
+
 test('multiScaleRoiAlign matches torchvision MultiScaleRoIAlign (4 levels, one dispatch)', async () => {
   const f = fx('multiscale');
   const feats = f.feats.map((d: number[], l: number) => E.fromArray(d, f.featShapes[l]));

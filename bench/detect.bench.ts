@@ -1,0 +1,146 @@
+// Detection kernels: RoI Align fwd/bwd (single map and 4 FPN levels), NMS, top-k, IoU matrix.
+// Peers on the same adapter: tfjs-backend-webgpu cropAndResize (one bilinear sample per output
+// bin, no gradient) for RoI Align forward, nonMaxSuppressionAsync (reads boxes back, runs on the
+// CPU) for NMS, tf.topk for top-k. Napkin bytes: RoI Align moves at least its output (plus
+// the sampled input footprint, which caches); NMS/top-k rows are latency-bound.
+import * as E from '../engine/index.ts';
+import { boxIou, multiScaleRoiAlign, nms, roiAlign, topk } from '../engine/ops-detect.ts';
+import { mulberry32 } from '../kernels/common.ts';
+import type { BenchCase, Tf } from './harness.ts';
+import type { BenchSize } from './run.ts';
+
+const F = 4;
+const IMG_H = 800, IMG_W = 1216;
+
+function keepAll(ts: E.Tensor[]): () => void {
+  ts.forEach((t) => t.keep());
+  return () => ts.forEach((t) => t.dispose());
+}
+
+/** RPN-like proposals in an 800×1216 image: [R, 5] (batch 0), sides 16..400 px. */
+function proposals(R: number, seed: number, minSide = 16, maxSide = 400): Float32Array {
+  const r = mulberry32(seed);
+  const out = new Float32Array(R * 5);
+  for (let i = 0; i < R; i++) {
+    const w = minSide * (maxSide / minSide) ** r(), h = minSide * (maxSide / minSide) ** r();
+    const x = r() * (IMG_W - w), y = r() * (IMG_H - h);
+    out.set([0, x, y, x + w, y + h], i * 5);
+  }
+  return out;
+}
+
+function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note: string): BenchCase {
+  const H = 200, W = 304;
+  const rois = proposals(R, 7);
+  return {
+    family: 'detect',
+    name: `roiAlign ${dir} ${P}×${P}`,
+    shape: `${R} RoIs × ${C} ch from [1,${C},${H},${W}], sr 2${note}`,
+    bytes: (dir === 'fwd' ? 1 : 2) * R * C * P * P * F,
+    setup: () => {
+      const x = E.randn([1, C, H, W]);
+      const r = E.fromArray(rois, [R, 5]);
+      if (dir === 'fwd') return { record: () => void roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: 2 }), dispose: keepAll([x, r]) };
+      x.requiresGrad = true;
+      const g = E.randn([R, C, P, P]);
+      return {
+        // forward is recorded once in setup; record() runs only the backward kernel (zero fill + scatter)
+        record: () => { const y = roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: 2 }); E.backward(y, g); x.grad?.dispose(); x.grad = null; },
+        dispose: keepAll([x, r, g]),
+      };
+    },
+    tfjs: dir === 'fwd' ? (tf: Tf) => {
+      const img = tf.randomNormal([1, H, W, C]) as any;
+      const boxes = tf.tensor2d(Array.from({ length: R }, (_, i) => [rois[i * 5 + 2] / IMG_H, rois[i * 5 + 1] / IMG_W, rois[i * 5 + 4] / IMG_H, rois[i * 5 + 3] / IMG_W]), [R, 4]) as any;
+      const ind = tf.zeros([R], 'int32') as any;
+      return { run: () => tf.image.cropAndResize(img, boxes, ind, [P, P]), dispose: () => tf.dispose([img, boxes, ind]) };
+    } : undefined,
+  };
+}
+
+function multiLevelCase(R: number, C: number, note: string): BenchCase {
+  const sizes = [[200, 304], [100, 152], [50, 76], [25, 38]];
+  const rois = proposals(R, 9, 16, 800);
+  return {
+    family: 'detect',
+    name: 'multiScaleRoiAlign fwd 7×7',
+    shape: `${R} RoIs × ${C} ch, 4 FPN levels (P2–P5 of 800×1216), sr 2${note}`,
+    bytes: R * C * 49 * F,
+    setup: () => {
+      const feats = sizes.map(([h, w]) => E.randn([1, C, h, w]));
+      const r = E.fromArray(rois, [R, 5]);
+      return { record: () => void multiScaleRoiAlign(feats, r, { outputSize: 7, scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32] }), dispose: keepAll([...feats, r]) };
+    },
+  };
+}
+
+function nmsCase(N: number): BenchCase {
+  const p = proposals(N, N + 3, 16, 300);
+  const boxes = new Float32Array(N * 4);
+  for (let i = 0; i < N; i++) boxes.set(p.subarray(i * 5 + 1, i * 5 + 5), i * 4);
+  const r = mulberry32(N);
+  const scores = Float32Array.from({ length: N }, () => r());
+  return {
+    family: 'detect',
+    name: 'nms (IoU 0.7)',
+    shape: `${N} boxes`,
+    setup: () => {
+      const b = E.fromArray(boxes, [N, 4]);
+      const s = E.fromArray(scores, [N]);
+      return { record: () => void nms(b, s, 0.7), dispose: keepAll([b, s]) };
+    },
+    tfjs: (tf: Tf) => {
+      const yx = Array.from({ length: N }, (_, i) => [boxes[4 * i + 1], boxes[4 * i], boxes[4 * i + 3], boxes[4 * i + 2]]);
+      const b = tf.tensor2d(yx, [N, 4]);
+      const s = tf.tensor1d(scores);
+      // nonMaxSuppressionAsync returns a Promise; the harness awaits `.data()` of what run returns
+      return {
+        run: () => {
+          const pr = tf.image.nonMaxSuppressionAsync(b, s, N, 0.7);
+          return { data: async () => { const t = await pr; await t.data(); t.dispose(); } };
+        },
+        dispose: () => tf.dispose([b, s]),
+      };
+    },
+  };
+}
+
+export function cases(size: BenchSize): BenchCase[] {
+  const full = size === 'full';
+  const [R, C] = full ? [512, 256] : [256, 64];
+  const note = full ? '' : ' (small: 256 RoIs × 64 ch)';
+  const out: BenchCase[] = [
+    roiAlignCase(R, C, 7, 'fwd', note),
+    roiAlignCase(R, C, 7, 'bwd', note),
+    roiAlignCase(R, C, 14, 'fwd', note),
+    roiAlignCase(R, C, 14, 'bwd', note),
+    multiLevelCase(R, C, note),
+    ...(full ? [1000, 12000, 120000] : [1000, 12000]).map(nmsCase),
+    {
+      family: 'detect',
+      name: 'topk 2000',
+      shape: `[1, 200000]`,
+      bytes: 200000 * F,
+      setup: () => {
+        const x = E.rand([1, 200000]);
+        return { record: () => void topk(x, 2000), dispose: keepAll([x]) };
+      },
+      tfjs: (tf: Tf) => {
+        const x = tf.randomUniform([1, 200000]);
+        return { run: () => tf.topk(x, 2000).indices, dispose: () => x.dispose() };
+      },
+    },
+    {
+      family: 'detect',
+      name: 'box IoU matrix',
+      shape: '2000×100',
+      bytes: (2000 * 100 + 2100 * 4) * F,
+      setup: () => {
+        const a = E.fromArray(proposals(2000, 1).filter((_, i) => i % 5 !== 0), [2000, 4]);
+        const b = E.fromArray(proposals(100, 2).filter((_, i) => i % 5 !== 0), [100, 4]);
+        return { record: () => void boxIou(a, b), dispose: keepAll([a, b]) };
+      },
+    },
+  ];
+  return out;
+}
