@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { CocoAnnotation, CocoCategory, CocoDataset, CocoImage } from './coco-types.ts';
 import { COCO_KEYPOINT_FLIP_MAP, type InstanceMask, type InstanceTargets } from './images.ts';
 import { IssueCounter, formatIssueReport, type IssueReport } from './report.ts';
-import { rleCounts } from './mask-runs.ts';
+import { rleFromCoco } from './rle.ts';
 import { ensureShapes } from './shapes.ts';
 
 export interface DatasetSpec {
@@ -208,7 +208,7 @@ export function loadCoco(spec: DatasetSpec, opts: LoadOptions = {}): LoadedCoco 
         continue;
       }
       try {
-        const total = rleCounts(seg).reduce((a, b) => a + b, 0);
+        const total = rleFromCoco(seg).counts.reduce((a, b) => a + b, 0);
         if (total !== H * W) throw new Error(`runs cover ${total} pixels, expected ${H * W}`);
         mask = { kind: 'rle', rle: seg, scaleX: 1, scaleY: 1 };
       } catch (e) { issues.add('rleCorrupt', `${where}: ${(e as Error).message}: skipped`); continue; }

@@ -8,7 +8,7 @@
 // mapping exactly (PyTorch's clamp of negative src to 0 included) on the decoded bytes.
 import sharp from 'sharp';
 import type { RleCompressed, RleUncompressed } from './coco-types.ts';
-import { flipRleHorizontal } from './mask-runs.ts';
+import { rleFlipHorizontal, rleFromCoco, rleToCompressed } from './rle.ts';
 
 export interface DecodedImage { rgbHwc: Uint8Array; heightPx: number; widthPx: number }
 
@@ -169,7 +169,7 @@ export function flipTargets(t: InstanceTargets, widthPx: number, flipMap: readon
   }
   const masks = t.masks && t.masks.map((m): InstanceMask => m.kind === 'polygons'
     ? { kind: 'polygons', polygons: m.polygons.map((p) => p.map((v, j) => (j & 1 ? v : widthPx - v))) }
-    : { kind: 'rle', rle: flipRleHorizontal(m.rle), scaleX: m.scaleX, scaleY: m.scaleY });
+    : { kind: 'rle', rle: rleToCompressed(rleFlipHorizontal(rleFromCoco(m.rle))), scaleX: m.scaleX, scaleY: m.scaleY });
   let keypoints: Float32Array | null = null;
   if (t.keypoints) {
     const k = n > 0 ? t.keypoints.length / (n * 3) : flipMap.length;

@@ -1,8 +1,8 @@
 // Polygon / box rasterisation to RLE with pycocotools' exact rounding (maskApi.c rleFrPoly,
 // rleFrBbox) and the frPyObjects / annToRLE dispatch of _mask.pyx and coco.py.
 
-import type { Polygons, RleCompressed, RleUncompressed, Segmentation } from './coco-types.ts';
-import { type Rle, checkRleForImage, rleFromCompressed, rleFromUncompressed, rleMerge } from './rle.ts';
+import type { Polygons, RleUncompressed, Segmentation } from './coco-types.ts';
+import { type Rle, checkRleForImage, rleFromCoco, rleFromUncompressed, rleMerge } from './rle.ts';
 
 /** Validates one flat [x0,y0,x1,y1,...] polygon; `what` names it in the message. */
 export function checkPolygon(poly: ArrayLike<number>, what = 'polygon'): void {
@@ -139,9 +139,7 @@ export function segmentationToRle(seg: Segmentation, imageH: number, imageW: num
     const parts = frPyObjects(seg, imageH, imageW) as Rle[];
     return rleMerge(parts, false);
   }
-  const rle = typeof seg.counts === 'string'
-    ? rleFromCompressed(seg as RleCompressed, what)
-    : rleFromUncompressed(seg as RleUncompressed, what);
+  const rle = rleFromCoco(seg, what);
   if (validate) checkRleForImage(rle, imageH, imageW, what);
   return rle;
 }

@@ -251,6 +251,22 @@ export function rleFromUncompressed(obj: RleUncompressed, what = 'RLE'): Rle {
   return { h: obj.size[0], w: obj.size[1], counts: Uint32Array.from(c) };
 }
 
+/** A COCO RLE object of either form ({size, counts: string} or {size, counts: number[]}) -> Rle. */
+export function rleFromCoco(obj: RleCompressed | RleUncompressed, what = 'RLE'): Rle {
+  return typeof obj.counts === 'string'
+    ? rleFromCompressed(obj as RleCompressed, what)
+    : rleFromUncompressed(obj as RleUncompressed, what);
+}
+
+/** Horizontal flip (pixel column x -> w-1-x): the column-major blocks of h pixels in reverse order. */
+export function rleFlipHorizontal(rle: Rle): Rle {
+  const { h, w } = rle;
+  const col = rleDecodeColMajor(rle);
+  const flipped = new Uint8Array(col.length);
+  for (let x = 0; x < w; x++) flipped.set(col.subarray((w - 1 - x) * h, (w - x) * h), x * h);
+  return rleEncodeColMajor(flipped, h, w);
+}
+
 function checkSizeField(size: unknown, what: string): void {
   if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v >= 0)) {
     throw new Error(`${what}: RLE size must be [height, width] non-negative integers, got ${JSON.stringify(size)}`);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { datasetFromFiles, loadCoco, type LoadedCoco } from '../data/coco.ts';
 import { COCO_KEYPOINT_FLIP_MAP, flipTargets, resizedSize, RESIZE_PRESETS, scaleTargets, toPlanarResized, type InstanceTargets } from '../data/images.ts';
 import { createLoader, planEpoch, type Batch, type LoaderOptions } from '../data/loader.ts';
-import { countsFromRowMajor, countsToString, decodeToColumnMajor, rleCounts } from '../data/mask-runs.ts';
+import { rleDecodeColMajor, rleEncodeRowMajor, rleFromCoco, rleToCompressed } from '../data/rle.ts';
 import { ensureShapes } from '../data/shapes.ts';
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'loader-test-'));
@@ -152,7 +152,7 @@ test('flip: boxes, polygons, RLE and keypoints with the COCO flip map', () => {
   kps.set([3, 2, 0], 5 * 3); // v=0 -> zeroed
   const t: InstanceTargets = {
     boxesXyxy: new Float32Array([0, 0, 2, 3]), labels: new Int32Array([1]), annIds: new Int32Array([7]),
-    masks: [{ kind: 'rle', rle: { size: [H, W], counts: countsToString(countsFromRowMajor(dense, H, W)) }, scaleX: 1, scaleY: 1 }],
+    masks: [{ kind: 'rle', rle: rleToCompressed(rleEncodeRowMajor(dense, H, W)), scaleX: 1, scaleY: 1 }],
     keypoints: kps,
   };
   const f = flipTargets(t, W);
@@ -160,7 +160,7 @@ test('flip: boxes, polygons, RLE and keypoints with the COCO flip map', () => {
   const m = f.masks![0];
   assert.is(m.kind, 'rle');
   if (m.kind !== 'rle') return;
-  const cm = decodeToColumnMajor(rleCounts(m.rle), H, W);
+  const cm = rleDecodeColMajor(rleFromCoco(m.rle));
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) assert.is(cm[x * H + y], dense[y * W + (W - 1 - x)], `pixel ${x},${y}`);
   assert.equal(Array.from(f.keypoints!.subarray(3, 9)), [5 - 4, 1, 1, 5 - 1, 1, 2], 'left_eye <- mirrored right_eye and vice versa');
   assert.equal(Array.from(f.keypoints!.subarray(18, 21)), [0, 0, 0]);

@@ -6,20 +6,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { CocoAnnotation, CocoDataset, CocoResult } from '../coco-types.ts';
 import { rleFrPoly } from '../polygon.ts';
+import { mulberry32 } from '../prng.ts';
 import { rleToCompressed, rleMerge } from '../rle.ts';
 import { cocoEvaluate, type IouType } from './cocoeval.ts';
-
-/** Deterministic PRNG (mulberry32) so runs and the pycocotools comparison see the same data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function polygon(r: () => number, cx: number, cy: number, rad: number, n: number): number[] {
   const out: number[] = [];
@@ -38,7 +27,7 @@ const boxOf = (p: number[]): [number, number, number, number] => {
 
 export function makeBenchData(nImg: number, gPer: number, dPer: number, H = 480, W = 640, nCats = 5):
   { gt: CocoDataset; bboxRes: CocoResult[]; segmRes: CocoResult[] } {
-  const r = rng(42);
+  const r = mulberry32(42);
   const images = []; const anns: CocoAnnotation[] = []; const bboxRes: CocoResult[] = []; const segmRes: CocoResult[] = [];
   let aid = 1;
   for (let i = 0; i < nImg; i++) {
