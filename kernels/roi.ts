@@ -75,28 +75,17 @@ const maxStaticSr = 3;
 const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['CB', 'u32']];
 
 /**
- * RoI Align over x [N, C, H, W] and rois [R, 5]: 'fwd' writes out [R, C, PH, PW] (bindings x,
- * rois, out); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
- * bindings g, rois, gx). One thread per (RoI, CPT-channel chunk, bin).
+ * The sampling + channel loop of RoI Align for one thread, reading feature array `src` (fwd) or
+ * adding into atomic array `dst` (bwd). Expects geo, H, W, ph, pw, r, c0, c1, plane, base0 and
+ * reads g / writes out at outIdx.
  */
-export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): Launch {
-  const CB = cdiv(p.C, CPT);
-  const n = p.R * CB * p.PH * p.PW;
-  const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
-  const binds = dir === 'fwd'
-    ? `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`
-    : `@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<atomic<u32>>;`;
-  const outIdx = '((r * u.C + c) * u.PH + ph) * u.PW + pw';
+function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, outIdx: string): string {
   // Unrolled: the sr² samples' taps live in registers (no dynamically indexed private arrays,
   // which lavapipe spills); a sample outside the map gets zero weights on pixel 0.
   const S = sr * sr;
   const samples = Array.from({ length: S }, (_, s) => `let t${s} = alignTapsOr0(H, W, geo.sy + f32(ph) * geo.bh + ${(Math.floor(s / sr) + 0.5).toFixed(1)} * geo.bh / ${sr}.0, geo.sx + f32(pw) * geo.bw + ${((s % sr) + 0.5).toFixed(1)} * geo.bw / ${sr}.0);`).join('\n  ');
-  const gatherS = (s: number) => `dot(t${s}.w, vec4f(x[base + u32(t${s}.o.x)], x[base + u32(t${s}.o.y)], x[base + u32(t${s}.o.z)], x[base + u32(t${s}.o.w)]))`;
-  const scatterS = (s: number) => `atomicAdd_gx(base + u32(t${s}.o.x), gv * t${s}.w.x); atomicAdd_gx(base + u32(t${s}.o.y), gv * t${s}.w.y); atomicAdd_gx(base + u32(t${s}.o.z), gv * t${s}.w.z); atomicAdd_gx(base + u32(t${s}.o.w), gv * t${s}.w.w);`;
+  const gatherS = (s: number) => `dot(t${s}.w, vec4f(${src}[base + u32(t${s}.o.x)], ${src}[base + u32(t${s}.o.y)], ${src}[base + u32(t${s}.o.z)], ${src}[base + u32(t${s}.o.w)]))`;
+  const scatterS = (s: number) => `atomicAdd_${dst}(base + u32(t${s}.o.x), gv * t${s}.w.x); atomicAdd_${dst}(base + u32(t${s}.o.y), gv * t${s}.w.y); atomicAdd_${dst}(base + u32(t${s}.o.z), gv * t${s}.w.z); atomicAdd_${dst}(base + u32(t${s}.o.w), gv * t${s}.w.w);`;
   const staticBody = `
   ${samples}
   for (var c = c0; c < c1; c++) {
@@ -118,15 +107,35 @@ export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): L
       if (t.ok) {
         for (var c = c0; c < c1; c++) {
           let base = base0 + (c - c0) * plane;
-          ${dir === 'fwd' ? 'acc[c - c0] += t.w.x * x[base + u32(t.o.x)] + t.w.y * x[base + u32(t.o.y)] + t.w.z * x[base + u32(t.o.z)] + t.w.w * x[base + u32(t.o.w)];'
+          ${dir === 'fwd' ? `acc[c - c0] += t.w.x * ${src}[base + u32(t.o.x)] + t.w.y * ${src}[base + u32(t.o.y)] + t.w.z * ${src}[base + u32(t.o.z)] + t.w.w * ${src}[base + u32(t.o.w)];`
     : `let v = gv[c - c0];
-          atomicAdd_gx(base + u32(t.o.x), v * t.w.x); atomicAdd_gx(base + u32(t.o.y), v * t.w.y);
-          atomicAdd_gx(base + u32(t.o.z), v * t.w.z); atomicAdd_gx(base + u32(t.o.w), v * t.w.w);`}
+          atomicAdd_${dst}(base + u32(t.o.x), v * t.w.x); atomicAdd_${dst}(base + u32(t.o.y), v * t.w.y);
+          atomicAdd_${dst}(base + u32(t.o.z), v * t.w.z); atomicAdd_${dst}(base + u32(t.o.w), v * t.w.w);`}
         }
       }
     }
   }
   ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = acc[c - c0] / geo.cnt; }` : ''}`;
+  return sr > 0 ? staticBody : dynBody;
+}
+
+/**
+ * RoI Align over x [N, C, H, W] and rois [R, 5]: 'fwd' writes out [R, C, PH, PW] (bindings x,
+ * rois, out); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
+ * bindings g, rois, gx). One thread per (RoI, CPT-channel chunk, bin).
+ */
+export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): Launch {
+  const CB = cdiv(p.C, CPT);
+  const n = p.R * CB * p.PH * p.PW;
+  const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
+  const binds = dir === 'fwd'
+    ? `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> rois: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`
+    : `@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> rois: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gx: array<atomic<u32>>;`;
+  const outIdx = '((r * u.C + c) * u.PH + ph) * u.PW + pw';
   return {
     key: `roiAlign:${dir}:sr${sr}`,
     build: () => ({
@@ -147,7 +156,7 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? ATOMIC_ADD('gx') : ''}
   let H = i32(u.H); let W = i32(u.W);
   let plane = u.H * u.W;
   let base0 = (u32(geo.b) * u.C + c0) * plane;
-  ${sr > 0 ? staticBody : dynBody}
+  ${alignBody(dir, sr, 'x', 'gx', outIdx)}
 }`,
     }),
     uniforms: [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0, CB],
@@ -168,53 +177,47 @@ export interface MultiLevelParams { N: number; C: number; R: number; P: number; 
 export function multiLevelRoiAlignLaunch(p: MultiLevelParams, dir: 'fwd' | 'bwd'): Launch {
   const L = p.levels.length;
   if (L < 1 || L > 4) throw new Error(`multiScaleRoiAlign: ${L} levels (1..4 supported)`);
-  const n = p.R * p.C * p.P * p.P;
+  const CB = cdiv(p.C, CPT);
+  const n = p.R * CB * p.P * p.P;
+  const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
   const lv = [0, 1, 2, 3].map((i) => p.levels[Math.min(i, L - 1)]);
   const names = Array.from({ length: L }, (_, l) => (dir === 'fwd' ? `f${l}` : `g${l}`));
   const bind = dir === 'fwd'
     ? [...names.map((nm, l) => `@group(0) @binding(${l}) var<storage, read> ${nm}: array<f32>;`), `@group(0) @binding(${L}) var<storage, read> rois: array<f32>;`, `@group(0) @binding(${L + 1}) var<storage, read_write> out: array<f32>;`]
     : [`@group(0) @binding(0) var<storage, read> g: array<f32>;`, `@group(0) @binding(1) var<storage, read> rois: array<f32>;`, ...names.map((nm, l) => `@group(0) @binding(${l + 2}) var<storage, read_write> ${nm}: array<atomic<u32>>;`)];
-  const perLevel = names.map((nm, l) => dir === 'fwd'
-    ? `case ${l}u: { acc += t.w.x * ${nm}[base + u32(t.o.x)] + t.w.y * ${nm}[base + u32(t.o.y)] + t.w.z * ${nm}[base + u32(t.o.z)] + t.w.w * ${nm}[base + u32(t.o.w)]; }`
-    : `case ${l}u: { atomicAdd_${nm}(base + u32(t.o.x), gv * t.w.x); atomicAdd_${nm}(base + u32(t.o.y), gv * t.w.y); atomicAdd_${nm}(base + u32(t.o.z), gv * t.w.z); atomicAdd_${nm}(base + u32(t.o.w), gv * t.w.w); }`).join('\n          ');
+  const outIdx = '((r * u.C + c) * u.P + ph) * u.P + pw';
+  const cases = names.map((nm, l) => `case ${l}u: {${alignBody(dir, sr, nm, nm, outIdx)}\n  }`).join('\n  ');
   return {
-    key: `roiAlignML:${dir}:L${L}`,
+    key: `roiAlignML:${dir}:L${L}:sr${sr}`,
     build: () => ({
-      uniforms: [['hs', 'vec4u'], ['ws', 'vec4u'], ['scales', 'vec4f'], ['n', 'u32'], ['C', 'u32'], ['P', 'u32'], ['N', 'u32'], ['sr', 'i32'], ['kMin', 'f32'], ['s0', 'f32'], ['k0', 'f32']],
+      uniforms: [['hs', 'vec4u'], ['ws', 'vec4u'], ['scales', 'vec4f'], ['n', 'u32'], ['C', 'u32'], ['P', 'u32'], ['N', 'u32'], ['sr', 'i32'], ['kMin', 'f32'], ['s0', 'f32'], ['k0', 'f32'], ['CB', 'u32']],
       code: `
 ${bind.join('\n')}
 ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? names.map(ATOMIC_ADD).join('') : ''}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = wgLinear(wid, nwg) * ${WG}u + lid;
   if (i >= u.n) { return; }
-  let pw = i % u.P; let ph = (i / u.P) % u.P; let c = (i / (u.P * u.P)) % u.C; let r = i / (u.P * u.P * u.C);
+  let pw = i % u.P; let ph = (i / u.P) % u.P; let cb = (i / (u.P * u.P)) % u.CB; let r = i / (u.P * u.P * u.CB);
   // torchvision LevelMapper: box area without +1, eps 1e-6 added after the log2
   let area = (rois[r * 5u + 3u] - rois[r * 5u + 1u]) * (rois[r * 5u + 4u] - rois[r * 5u + 2u]);
   let k = clamp(floor(u.k0 + log2(sqrt(area) / u.s0) + 1e-6), u.kMin, u.kMin + ${L - 1}.0);
   let lvl = u32(k - u.kMin);
   let H = i32(u.hs[lvl]); let W = i32(u.ws[lvl]);
   let geo = alignGeom(r, u.scales[lvl], u.sr, 0u, u.P, u.P);
-  ${dir === 'fwd' ? 'var acc = 0.0;' : 'let gv = g[i] / geo.cnt;'}
-  if (geo.b >= 0 && geo.b < i32(u.N)) {
-    let base = (u32(geo.b) * u.C + c) * u32(H * W);
-    for (var iy = 0; iy < geo.gh; iy++) {
-      let y = geo.sy + f32(ph) * geo.bh + (f32(iy) + 0.5) * geo.bh / f32(geo.gh);
-      for (var ix = 0; ix < geo.gw; ix++) {
-        let xx = geo.sx + f32(pw) * geo.bw + (f32(ix) + 0.5) * geo.bw / f32(geo.gw);
-        let t = alignTaps(H, W, y, xx);
-        if (t.ok) {
-          switch lvl {
-          ${perLevel}
-          default: {}
-          }
-        }
-      }
-    }
+  let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
+  if (geo.b < 0 || geo.b >= i32(u.N)) {
+    ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }` : ''}
+    return;
   }
-  ${dir === 'fwd' ? 'out[i] = acc / geo.cnt;' : ''}
+  let plane = u32(H * W);
+  let base0 = (u32(geo.b) * u.C + c0) * plane;
+  switch lvl {
+  ${cases}
+  default: {}
+  }
 }`,
     }),
-    uniforms: [...lv.map((l) => l.H), ...lv.map((l) => l.W), ...lv.map((l) => l.scale), n, p.C, p.P, p.N, p.samplingRatio, p.kMin, p.canonicalScale, p.canonicalLevel],
+    uniforms: [...lv.map((l) => l.H), ...lv.map((l) => l.W), ...lv.map((l) => l.scale), n, p.C, p.P, p.N, p.samplingRatio, p.kMin, p.canonicalScale, p.canonicalLevel, CB],
     grid: grid1d(cdiv(n, WG)),
   };
 }
