@@ -29,23 +29,23 @@ function proposals(R: number, seed: number, minSide = 16, maxSide = 400): Float3
   return out;
 }
 
-function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note: string): BenchCase {
+function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note: string, sr = 2): BenchCase {
   const H = 200, W = 304;
   const rois = proposals(R, 7);
   return {
     family: 'detect',
-    name: `roiAlign ${dir} ${P}×${P}`,
-    shape: `${R} RoIs × ${C} ch from [1,${C},${H},${W}], sr 2${note}`,
+    name: `roiAlign ${dir} ${P}×${P}${sr === 2 ? '' : ` sr ${sr}`}`,
+    shape: `${R} RoIs × ${C} ch from [1,${C},${H},${W}], sr ${sr}${note}`,
     bytes: (dir === 'fwd' ? 1 : 2) * R * C * P * P * F,
     setup: () => {
       const x = E.randn([1, C, H, W]);
       const r = E.fromArray(rois, [R, 5]);
-      if (dir === 'fwd') return { record: () => void roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: 2 }), dispose: keepAll([x, r]) };
+      if (dir === 'fwd') return { record: () => void roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: sr }), dispose: keepAll([x, r]) };
       x.requiresGrad = true;
       const g = E.randn([R, C, P, P]);
       return {
         // forward is recorded once in setup; record() runs only the backward kernel (zero fill + scatter)
-        record: () => { const y = roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: 2 }); E.backward(y, g); x.grad?.dispose(); x.grad = null; },
+        record: () => { const y = roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: sr }); E.backward(y, g); x.grad?.dispose(); x.grad = null; },
         dispose: keepAll([x, r, g]),
       };
     },
@@ -112,6 +112,8 @@ export function cases(size: BenchSize): BenchCase[] {
   const out: BenchCase[] = [
     roiAlignCase(R, C, 7, 'fwd', note),
     roiAlignCase(R, C, 7, 'bwd', note),
+    // one bilinear sample per bin: the same sampling work as tfjs cropAndResize
+    roiAlignCase(R, C, 7, 'fwd', note, 1),
     roiAlignCase(R, C, 14, 'fwd', note),
     roiAlignCase(R, C, 14, 'bwd', note),
     multiLevelCase(R, C, note),

@@ -59,6 +59,10 @@ ${WG_LINEAR}
   };
 }
 
+// Column blocks per workgroup: lavapipe pays microseconds per workgroup, and 32-thread
+// workgroups with one tile each made the mask pass ~10x slower than its arithmetic.
+const COLS_PER_WG = 8;
+
 /** Mask words for rows [r0, r0+rows) and column blocks >= r0/32. Bindings: sb, sc, remv, mask. */
 export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: number): Launch {
   const words = cdiv(N, 32);
@@ -74,8 +78,9 @@ export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: nu
 @group(0) @binding(3) var<storage, read_write> mask: array<u32>;
 @compute @workgroup_size(32) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let rowBlock = u.r0 / 32u + wid.y;
-  let colBlock = u.r0 / 32u + wid.x;
-  if (colBlock < rowBlock) { return; }
+  let cb0 = max(u.r0 / 32u + wid.x * ${COLS_PER_WG}u, rowBlock);
+  let cb1 = min(u.r0 / 32u + (wid.x + 1u) * ${COLS_PER_WG}u, u.words);
+  if (cb0 >= cb1) { return; }
   let i = rowBlock * 32u + lid;
   if (i >= u.N) { return; }
   // rows suppressed by earlier chunks are never read by the greedy pass
@@ -83,23 +88,30 @@ export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: nu
   let a = sb[i];
   let areaA = (a.z - a.x) * (a.w - a.y);
   let ca = sc[i];
-  var bits = 0u;
-  let j0 = colBlock * 32u;
-  let j1 = min(j0 + 32u, u.N);
-  for (var j = max(j0, i + 1u); j < j1; j++) {
-    let b = sb[j];
-    // torchvision nms_kernel.cpp order of operations, f32
-    let w = max(min(a.z, b.z) - max(a.x, b.x), 0.0);
-    let h = max(min(a.w, b.w) - max(a.y, b.y), 0.0);
-    let inter = w * h;
-    let iou = inter / (areaA + (b.z - b.x) * (b.w - b.y) - inter);
-    if (iou > u.thresh && sc[j] == ca) { bits |= 1u << (j - j0); }
+  for (var cb = cb0; cb < cb1; cb++) {
+    var bits = 0u;
+    let j0 = cb * 32u;
+    let j1 = min(j0 + 32u, u.N);
+    // j runs over the whole block (not from i+1) so sb[j] is the same address in every lane:
+    // lavapipe then loads it once per SIMD group instead of gathering
+    for (var j = j0; j < j1; j++) {
+      let b = sb[j];
+      // torchvision nms_kernel.cpp order of operations, f32
+      let w = max(min(a.z, b.z) - max(a.x, b.x), 0.0);
+      let h = max(min(a.w, b.w) - max(a.y, b.y), 0.0);
+      let inter = w * h;
+      // no overlap: IoU 0 (or 0/0), never > a thresh >= 0; skips the division for most pairs
+      if (j > i && (inter > 0.0 || u.thresh < 0.0) && sc[j] == ca) {
+        let iou = inter / (areaA + (b.z - b.x) * (b.w - b.y) - inter);
+        if (iou > u.thresh) { bits |= 1u << (j - j0); }
+      }
+    }
+    mask[(i - u.r0) * u.words + cb] = bits;
   }
-  mask[(i - u.r0) * u.words + colBlock] = bits;
 }`,
     }),
     uniforms: [N, words, r0, f32ThreshBelow(iouThresh)],
-    grid: [words - b0, cdiv(rows, 32)],
+    grid: [cdiv(words - b0, COLS_PER_WG), cdiv(rows, 32)],
   };
 }
 
