@@ -9,7 +9,7 @@ import { assignInto, full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
-import { nextPow2, sortExtractLaunch, sortInitLaunch, sortPasses } from '../kernels/sort.ts';
+import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch } from '../kernels/nms.ts';
 import {
   anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
@@ -203,14 +203,37 @@ export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } 
   const indices = empty([...lead, k], 'i32', 'topk.indices');
   if (B * k === 0) return { values, indices };
   const xc = c(x);
-  const P = nextPow2(n);
-  const K = empty([B * P], 'f32', 'sort.K');
-  const I = empty([B * P], 'u32', 'sort.I');
-  run(sortInitLaunch(B, n, P, n, xc.offset), [xc, K, I]);
-  for (const l of sortPasses(B, P)) run(l, [K, I]);
+  const { K, I, P } = sortedRuns(xc, B, n, n, 0, k);
   run(sortExtractLaunch(B, P, k, 0), [K, I, values, indices]);
   K.dispose(); I.dispose(); done(xc, x);
   return { values, indices };
+}
+
+/**
+ * Rows of xc (row stride, offset) sorted so that the first k of each row of the result [B, P]
+ * are the row's top k in order. k << n: sort runs of nextPow2(k), then halve by bitonic prunes
+ * (log n · log k passes instead of log² n).
+ */
+function sortedRuns(xc: Tensor, B: number, n: number, rowStride: number, offset: number, k: number): { K: Tensor; I: Tensor; P: number } {
+  let P = nextPow2(n);
+  let K = empty([B * P], 'f32', 'sort.K');
+  let I = empty([B * P], 'u32', 'sort.I');
+  run(sortInitLaunch(B, n, P, rowStride, offset), [xc, K, I]);
+  const runLen = Math.max(nextPow2(k), 2);
+  if (2 * runLen > P) {
+    for (const l of sortPasses(B, P)) run(l, [K, I]);
+    return { K, I, P };
+  }
+  for (const l of sortRunsPasses(B, P, runLen)) run(l, [K, I]);
+  while (P > runLen) {
+    const K2 = empty([(B * P) / 2], 'f32', 'sort.K');
+    const I2 = empty([(B * P) / 2], 'u32', 'sort.I');
+    run(sortPruneLaunch(B, P, runLen), [K, I, K2, I2]);
+    K.dispose(); I.dispose();
+    K = K2; I = I2; P /= 2;
+    for (const l of sortMergeRunsPasses(B, P, runLen)) run(l, [K, I]);
+  }
+  return { K, I, P };
 }
 
 export const argsort = (x: Tensor) => topk(x, x.shape[x.rank - 1] ?? 1);
@@ -230,13 +253,9 @@ export function segmentedTopk(x: Tensor, segLens: number[], k: number): Tensor {
   let at = 0, outAt = 0;
   segLens.forEach((len, s) => {
     if (len > 0 && ks[s] > 0) {
-      const P = nextPow2(len);
-      const K = empty([B * P], 'f32', 'sort.K');
-      const I = empty([B * P], 'u32', 'sort.I');
+      const { K, I, P } = sortedRuns(xc, B, len, x.shape[1], at, ks[s]);
       const vals = empty([B * ks[s]], 'f32', 'sort.vals');
       const idx = empty([B * ks[s]], 'i32', 'sort.idx');
-      run(sortInitLaunch(B, len, P, x.shape[1], xc.offset + at), [xc, K, I]);
-      for (const l of sortPasses(B, P)) run(l, [K, I]);
       run(sortExtractLaunch(B, P, ks[s], at), [K, I, vals, idx]);
       // scatter rows [B, ks] into columns [outAt, outAt + ks) of out
       for (let b = 0; b < B; b++) runtimeCopy(idx, b * ks[s], out, b * total + outAt, ks[s]);

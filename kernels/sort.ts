@@ -8,7 +8,11 @@
 import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
 
 const WG = 256;
-export const SORT_BLOCK = 2 * WG;
+// Local passes: a block of SORT_BLOCK keys per workgroup of LWG threads, each thread doing
+// SORT_BLOCK/2/LWG compare-exchanges per step. lavapipe's barrier cost grows with the number of
+// threads it must switch, so fewer threads with more pairs each run faster.
+const LWG = 64;
+export const SORT_BLOCK = 1024;
 
 export const nextPow2 = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
 
@@ -42,16 +46,16 @@ ${WG_LINEAR}
 }
 
 /**
- * Local pass over blocks of BS = min(P, 2·WG): mode 'sort' runs stages k = 2..BS; mode 'merge'
- * finishes stage k (> BS) for j = BS/2..1. Bindings: K, I.
+ * Local pass over blocks of BS = min(P, SORT_BLOCK): mode 'sort' runs stages 2..k (k <= BS);
+ * mode 'merge' finishes stage k for distances j0..1 (j0 < BS). Bindings: K, I.
  */
-export function sortLocalLaunch(mode: 'sort' | 'merge', B: number, P: number, k: number): Launch {
+export function sortLocalLaunch(mode: 'sort' | 'merge', B: number, P: number, k: number, j0 = Math.min(P, SORT_BLOCK) / 2): Launch {
   const BS = Math.min(P, SORT_BLOCK);
   const blocks = (B * P) / BS;
   return {
-    key: `sort:local:${mode}`,
+    key: `sort:local:${mode}:${LWG}:${SORT_BLOCK}`,
     build: () => ({
-      uniforms: [['P', 'u32'], ['BS', 'u32'], ['k', 'u32']],
+      uniforms: [['P', 'u32'], ['BS', 'u32'], ['k', 'u32'], ['j0', 'u32']],
       code: `
 @group(0) @binding(0) var<storage, read_write> K: array<f32>;
 @group(0) @binding(1) var<storage, read_write> I: array<u32>;
@@ -67,26 +71,26 @@ fn step(t: u32, j: u32, k: u32, rowBase: u32) {
   // want: block ordered "before"-first; otherwise reversed (bitonic halves)
   if (before(b, ib, a, ia) == want) { sk[i] = b; sk[l] = a; si[i] = ib; si[l] = ia; }
 }
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(${LWG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let blk = wgLinear(wid, nwg);
   let start = blk * u.BS;
   let rowBase = start % u.P;
   let half = u.BS / 2u;
-  for (var e = lid; e < u.BS; e += ${WG}u) { sk[e] = K[start + e]; si[e] = I[start + e]; }
+  for (var e = lid; e < u.BS; e += ${LWG}u) { sk[e] = K[start + e]; si[e] = I[start + e]; }
   workgroupBarrier();
-  ${mode === 'sort' ? `for (var k = 2u; k <= u.BS; k = k * 2u) {
+  ${mode === 'sort' ? `for (var k = 2u; k <= u.k; k = k * 2u) {
     for (var j = k / 2u; j > 0u; j = j / 2u) {
-      if (lid < half) { step(lid, j, k, rowBase); }
+      for (var t = lid; t < half; t += ${LWG}u) { step(t, j, k, rowBase); }
       workgroupBarrier();
     }
-  }` : `for (var j = u.BS / 2u; j > 0u; j = j / 2u) {
-    if (lid < half) { step(lid, j, u.k, rowBase); }
+  }` : `for (var j = u.j0; j > 0u; j = j / 2u) {
+    for (var t = lid; t < half; t += ${LWG}u) { step(t, j, u.k, rowBase); }
     workgroupBarrier();
   }`}
-  for (var e = lid; e < u.BS; e += ${WG}u) { K[start + e] = sk[e]; I[start + e] = si[e]; }
+  for (var e = lid; e < u.BS; e += ${LWG}u) { K[start + e] = sk[e]; I[start + e] = si[e]; }
 }`,
     }),
-    uniforms: [P, BS, k],
+    uniforms: [P, BS, k, j0],
     grid: grid1d(blocks),
   };
 }
@@ -126,12 +130,77 @@ export function sortPasses(B: number, P: number): Launch[] {
   const BS = Math.min(P, SORT_BLOCK);
   const out: Launch[] = [];
   if (P < 2) return out;
-  out.push(sortLocalLaunch('sort', B, P, 0));
+  out.push(sortLocalLaunch('sort', B, P, BS));
   for (let k = 2 * BS; k <= P; k *= 2) {
     for (let j = k / 2; j >= BS; j /= 2) out.push(sortGlobalLaunch(B, P, k, j));
     out.push(sortLocalLaunch('merge', B, P, k));
   }
   return out;
+}
+
+/**
+ * Passes that leave each row as runs of length `run` (a power of two <= P), run m ordered
+ * "before"-first for even m and reversed for odd m (the bitonic network's first log2(run) stages).
+ */
+export function sortRunsPasses(B: number, P: number, run: number): Launch[] {
+  const BS = Math.min(P, SORT_BLOCK);
+  const out: Launch[] = [];
+  if (run < 2) return out;
+  out.push(sortLocalLaunch('sort', B, P, Math.min(run, BS)));
+  for (let k = 2 * BS; k <= run; k *= 2) {
+    for (let j = k / 2; j >= BS; j /= 2) out.push(sortGlobalLaunch(B, P, k, j));
+    out.push(sortLocalLaunch('merge', B, P, k));
+  }
+  return out;
+}
+
+/**
+ * Re-sorts bitonic runs of length `run` (after a prune) with alternating directions: stage k = run
+ * with distances run/2 .. 1.
+ */
+export function sortMergeRunsPasses(B: number, P: number, run: number): Launch[] {
+  const BS = Math.min(P, SORT_BLOCK);
+  const out: Launch[] = [];
+  for (let j = run / 2; j >= BS; j /= 2) out.push(sortGlobalLaunch(B, P, run, j));
+  out.push(sortLocalLaunch('merge', B, P, run, Math.min(run, BS) / 2));
+  return out;
+}
+
+/**
+ * Bitonic top-k prune (Shanbhag et al., SIGMOD'18; TF.js MergeProgram): runs 2m ("before"-first)
+ * and 2m+1 (reversed) of length `run` become one bitonic run of their `run` best elements.
+ * K, I [B, P] → K2, I2 [B, P/2]. Bindings: K, I, K2, I2.
+ */
+export function sortPruneLaunch(B: number, P: number, run: number): Launch {
+  const total = (B * P) / 2;
+  return {
+    key: 'sort:prune',
+    build: () => ({
+      uniforms: [['total', 'u32'], ['P', 'u32'], ['run', 'u32']],
+      code: `
+@group(0) @binding(0) var<storage, read> K: array<f32>;
+@group(0) @binding(1) var<storage, read> I: array<u32>;
+@group(0) @binding(2) var<storage, read_write> K2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> I2: array<u32>;
+${WG_LINEAR}
+${BEFORE}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = wgLinear(wid, nwg) * ${WG}u + lid;
+  if (t >= u.total) { return; }
+  let half = u.P / 2u;
+  let b = t / half; let tt = t % half;
+  let m = tt / u.run; let off = tt % u.run;
+  let ga = b * u.P + 2u * m * u.run + off;
+  let gb = ga + u.run;
+  let ka = K[ga]; let kb = K[gb]; let ia = I[ga]; let ib = I[gb];
+  let a = before(ka, ia, kb, ib);
+  K2[t] = select(kb, ka, a);
+  I2[t] = select(ib, ia, a);
+}`,
+    }),
+    uniforms: [total, P, run],
+    grid: grid1d(cdiv(total, WG)),
+  };
 }
 
 /** First k of each sorted row: values [B, k] f32 and indices [B, k] i32 (+ indexBase). Bindings: K, I, vals, idx. */

@@ -94,6 +94,16 @@ test('argsort: descending, stable by index, any length (1 … 3000, rows)', asyn
   }
 });
 
+test('topk for k ≪ n (bitonic prune path) and k near n (full sort)', async () => {
+  for (const [B, n, k] of [[1, 5000, 1], [2, 5000, 5], [1, 5000, 37], [1, 5000, 300], [3, 4097, 1024], [1, 3000, 2000], [1, 2048, 1024]]) {
+    const d = Float32Array.from(randArray(B * n, k + n), (v) => Math.round(v * 300) / 300);
+    const x = E.fromArray(d, [B, n]);
+    const t = topk(x, k);
+    assert.equal([...(await E.toArray(t.indices))], [...refArgsortDesc(d, B, n, k)], `topk [${B}, ${n}] k=${k}`);
+    [x, t.values, t.indices].forEach((q) => q.dispose());
+  }
+});
+
 test('topk over the last dim and per segment (per image, per level); zero host syncs', async () => {
   const B = 2, lens = [700, 300, 50, 13];
   const n = lens.reduce((a, b) => a + b);
