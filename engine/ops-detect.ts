@@ -10,7 +10,7 @@ import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
-import { nmsChunkRows, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch } from '../kernels/nms.ts';
+import { nmsChunkRows, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {
   anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
   pyFasterBaseAnchors, samplerKeysLaunch, samplerSelectLaunch, smallMaskLaunch, torchvisionBaseAnchors,
@@ -323,6 +323,23 @@ export const nms = (boxes: Tensor, scores: Tensor, iouThresh: number, o?: NmsOpt
  * categories in the IoU kernel (no f32 rounding of offset coordinates).
  */
 export const batchedNms = (boxes: Tensor, scores: Tensor, idxs: Tensor, iouThresh: number, o?: NmsOpts) => nmsImpl(boxes, scores, iouThresh, idxs, o);
+
+/**
+ * Per-image view of a batched NMS over several images (torchvision RPN keeps post_nms_top_n per
+ * image): imageOf i32 [N] gives each box's image; returns keep [numImages, topN] (kept indices in
+ * descending-score order, then -1) and count i32 [numImages]. All on the GPU.
+ */
+export function splitKeepByImage(r: NmsResult, imageOf: Tensor, numImages: number, topN: number): NmsResult {
+  const N = r.keep.shape[0];
+  if (imageOf.dtype !== 'i32' || imageOf.shape.join() !== `${N}`) throw new Error(`splitKeepByImage: imageOf must be i32 [${N}], got ${imageOf.dtype} [${imageOf.shape}]`);
+  const keep = empty([numImages, topN], 'i32', 'nms.keepPerImage');
+  const count = empty([numImages], 'i32', 'nms.countPerImage');
+  const kc = c(r.keep), cc = c(r.count), ic = c(imageOf);
+  if (numImages > 0 && topN > 0) run(nmsSplitLaunch(N, numImages, topN), [kc, cc, ic, keep, count]);
+  else if (numImages > 0) assignInto(count, zeros([numImages], 'i32'));
+  done(kc, r.keep); done(cc, r.count); done(ic, imageOf);
+  return { keep, count };
+}
 
 // ---- box ops ------------------------------------------------------------------------------------------
 

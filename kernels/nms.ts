@@ -207,3 +207,50 @@ export function refNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, iouT
   }
   return keep;
 }
+
+/**
+ * Splits a batched NMS result by image (one workgroup per image): out [B, topN] = the first topN
+ * kept indices whose box belongs to image b, in kept (descending-score) order, then -1;
+ * counts [B] = how many. Each thread scans a contiguous range of keep[0..count), a workgroup scan
+ * of per-thread matches gives output offsets. Bindings: keep, count, imageOf, out, counts.
+ */
+export function nmsSplitLaunch(N: number, B: number, topN: number): Launch {
+  return {
+    key: 'nms:split',
+    build: () => ({
+      uniforms: [['N', 'u32'], ['topN', 'u32']],
+      code: `
+@group(0) @binding(0) var<storage, read> keep: array<i32>;
+@group(0) @binding(1) var<storage, read> count: array<i32>;
+@group(0) @binding(2) var<storage, read> imageOf: array<i32>;
+@group(0) @binding(3) var<storage, read_write> out: array<i32>;
+@group(0) @binding(4) var<storage, read_write> counts: array<i32>;
+var<workgroup> sums: array<u32, ${WG}>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let b = i32(wid.x);
+  let n = min(u32(max(count[0], 0)), u.N);
+  let per = (n + ${WG - 1}u) / ${WG}u;
+  let s = lid * per; let e = min(s + per, n);
+  var c = 0u;
+  for (var i = s; i < e; i++) { if (imageOf[keep[i]] == b) { c++; } }
+  sums[lid] = c;
+  workgroupBarrier();
+  for (var d = 1u; d < ${WG}u; d = d * 2u) {
+    var v = 0u;
+    if (lid >= d) { v = sums[lid - d]; }
+    workgroupBarrier();
+    sums[lid] += v;
+    workgroupBarrier();
+  }
+  var o = sums[lid] - c;
+  let row = wid.x * u.topN;
+  for (var i = s; i < e && o < u.topN; i++) { if (imageOf[keep[i]] == b) { out[row + o] = keep[i]; o++; } }
+  let total = min(sums[${WG - 1}u], u.topN);
+  for (var i = total + lid; i < u.topN; i += ${WG}u) { out[row + i] = -1; }
+  if (lid == 0u) { counts[wid.x] = i32(total); }
+}`,
+    }),
+    uniforms: [N, topN],
+    grid: [B],
+  };
+}

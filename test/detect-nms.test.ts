@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.ts';
-import { argsort, batchedNms, nms, segmentedTopk, topk } from '../engine/ops-detect.ts';
+import { argsort, batchedNms, nms, segmentedTopk, splitKeepByImage, topk } from '../engine/ops-detect.ts';
 import { refArgsortDesc } from '../kernels/sort.ts';
 import { refNms, f32ThreshBelow } from '../kernels/nms.ts';
 import { mulberry32, randArray } from './util.ts';
@@ -67,6 +67,29 @@ test('nms vs float64 reference on random sets of 1 … 5000 boxes (incl. a multi
 test('batchedNms vs float64 reference (3 categories, 2000 boxes)', async () => {
   const { boxes, scores, cats } = randomBoxes(2000, 99);
   assert.equal(await runNms(boxes, scores, 0.5, cats), refNms(boxes, scores, 0.5, cats));
+});
+
+test('batched NMS over 2 images × 4 levels in one chain, split per image (post-NMS top-N)', async () => {
+  const N = 1500, levels = 4, topN = 150;
+  const { boxes, scores } = randomBoxes(N, 17, 120);
+  const r = mulberry32(3);
+  const img = Int32Array.from({ length: N }, () => (r() < 0.4 ? 1 : 0));
+  const lvl = Int32Array.from({ length: N }, () => Math.floor(r() * levels));
+  const cats = Int32Array.from({ length: N }, (_, i) => img[i] * levels + lvl[i]);
+  const b = E.fromArray(boxes, [N, 4]), s = E.fromArray(scores, [N]);
+  const ct = E.fromArray(cats, [N], 'i32'), it = E.fromArray(img, [N], 'i32');
+  const syncs = E.runtime().stats.hostSyncs;
+  const per = splitKeepByImage(batchedNms(b, s, ct, 0.7), it, 2, topN);
+  assert.is(E.runtime().stats.hostSyncs, syncs);
+  const [k, c] = await E.toArrays([per.keep, per.count]);
+  for (let im = 0; im < 2; im++) {
+    const sel = Array.from({ length: N }, (_, i) => i).filter((i) => img[i] === im);
+    const kept = refNms(sel.flatMap((i) => [...boxes.slice(4 * i, 4 * i + 4)]), sel.map((i) => scores[i]), 0.7, sel.map((i) => lvl[i])).map((j) => sel[j]);
+    const want = kept.slice(0, topN);
+    assert.is(c[im], want.length, `image ${im} count`);
+    assert.equal([...k.slice(im * topN, im * topN + want.length)], want, `image ${im} kept`);
+    assert.ok([...k.slice(im * topN + want.length, (im + 1) * topN)].every((v) => v === -1));
+  }
 });
 
 test('nms with a small chunk budget (many greedy chunks) equals the single-chunk result', async () => {
