@@ -85,17 +85,26 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
   const S = sr * sr;
   const samples = Array.from({ length: S }, (_, s) => `let t${s} = alignTapsOr0(H, W, geo.sy + f32(ph) * geo.bh + ${(Math.floor(s / sr) + 0.5).toFixed(1)} * geo.bh / ${sr}.0, geo.sx + f32(pw) * geo.bw + ${((s % sr) + 0.5).toFixed(1)} * geo.bw / ${sr}.0);`).join('\n  ');
   const gatherS = (s: number) => `dot(t${s}.w, vec4f(${src}[base + u32(t${s}.o.x)], ${src}[base + u32(t${s}.o.y)], ${src}[base + u32(t${s}.o.z)], ${src}[base + u32(t${s}.o.w)]))`;
-  const scatterS = (s: number) => `atomicAdd_${dst}(base + u32(t${s}.o.x), gv * t${s}.w.x); atomicAdd_${dst}(base + u32(t${s}.o.y), gv * t${s}.w.y); atomicAdd_${dst}(base + u32(t${s}.o.z), gv * t${s}.w.z); atomicAdd_${dst}(base + u32(t${s}.o.w), gv * t${s}.w.w);`;
-  const staticBody = `
+  const staticFwd = `
   ${samples}
   for (var c = c0; c < c1; c++) {
     let base = base0 + (c - c0) * plane;
-    ${dir === 'fwd' ? `out[${outIdx}] = (${Array.from({ length: S }, (_, s) => gatherS(s)).join(' + ')}) / geo.cnt;`
-    : `let gv = g[${outIdx}] / geo.cnt;
-    if (gv != 0.0) {
-      ${Array.from({ length: S }, (_, s) => `if (t${s}.ok) { ${scatterS(s)} }`).join('\n      ')}
-    }`}
+    out[${outIdx}] = (${Array.from({ length: S }, (_, s) => gatherS(s)).join(' + ')}) / geo.cnt;
   }`;
+  // Backward: atomics dominate, so the bin's taps are merged per pixel first (small bins put
+  // several samples on the same pixels), then each distinct pixel gets one atomic per channel.
+  const staticBwd = `
+  ${samples}
+  var to: array<i32, ${4 * S}>;
+  var tw: array<f32, ${4 * S}>;
+  var nt = 0u;
+  ${Array.from({ length: S }, (_, s) => `if (t${s}.ok) { for (var q = 0; q < 4; q++) { let o = t${s}.o[q]; var k = 0u; for (; k < nt; k++) { if (to[k] == o) { tw[k] += t${s}.w[q]; break; } } if (k == nt) { to[nt] = o; tw[nt] = t${s}.w[q]; nt++; } } }`).join('\n  ')}
+  for (var c = c0; c < c1; c++) {
+    let base = base0 + (c - c0) * plane;
+    let gv = g[${outIdx}] / geo.cnt;
+    if (gv != 0.0) { for (var k = 0u; k < nt; k++) { atomicAdd_${dst}(base + u32(to[k]), gv * tw[k]); } }
+  }`;
+  const staticBody = dir === 'fwd' ? staticFwd : staticBwd;
   const dynBody = `
   ${dir === 'fwd' ? `var acc: array<f32, ${CPT}>;` : `var gv: array<f32, ${CPT}>;
   for (var c = c0; c < c1; c++) { gv[c - c0] = g[${outIdx}] / geo.cnt; }`}
