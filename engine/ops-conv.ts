@@ -1,19 +1,10 @@
-// Conv/norm/pool/resample op rows (kernels in ../kernels/{conv,norm,pool,resample}.ts) and their
-// functional API. All tensors NCHW.
+// Conv op rows (kernels in ../kernels/conv.ts), the aggregate convOps table (with the norm, pool
+// and resample rows of ./ops-norm.ts) and the functional API. All tensors NCHW.
 import { apply, type OpDef } from './autograd.ts';
-import { empty, Tensor } from './tensor.ts';
+import { empty, Tensor, viewOf } from './tensor.ts';
 import { add, assignInto, reshape, run, sum } from './ops.ts';
-import { type ConvGeom, convForwardLaunch, convInputGradLaunch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
-import { mapLaunch } from '../kernels/elementwise.ts';
-
-/** t itself when contiguous at offset 0, else a dense copy (kernels index from element 0). */
-export function dense(t: Tensor): Tensor {
-  if (t.isContiguous && t.offset === 0) return t;
-  const c = empty(t.shape, t.dtype, 'dense');
-  assignInto(c, t);
-  return c;
-}
-const freeIfCopy = (c: Tensor, t: Tensor) => c !== t && c.dispose();
+import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convInputGradV4Launch, convWeightGradV4Launch, convInputGradLaunch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
+import { dense, epilogueOps, freeIfCopy, normOps, poolOps, reluMask } from './ops-norm.ts';
 
 export type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -50,12 +41,32 @@ export function convGeom(op: string, xShape: number[], wShape: number[], a: Conv
 
 // ---- raw kernels on tensors (no autograd) -------------------------------------------------------
 
+/** w [Cout, Cin/G, KH, KW] (= [G, Cog, Kred]) → [G, Kred, Cog] contiguous, for the vec4 kernels. */
+function weightPerGroupT(g: ConvGeom, w: Tensor): Tensor {
+  const Cog = g.Cout / g.groups;
+  const Kred = (g.Cin / g.groups) * g.KH * g.KW;
+  const t = empty([g.groups, Kred, Cog], 'f32', 'conv-wT');
+  const src = viewOf(w, [g.groups, Kred, Cog], [Cog * w.strides[0], w.strides[3], w.strides[0]], w.offset);
+  if (!w.isContiguous) throw new Error('conv2d: internal: weight must be dense here');
+  assignInto(t, src);
+  src.dispose();
+  return t;
+}
+
+const useV4 = (cols: number) => cols % 4 === 0 && !process.env.MRCNN_CONV_SCALAR;
+
 export function convForwardRaw(g: ConvGeom, x: Tensor, w: Tensor, b: Tensor | null, relu = false): Tensor {
   const xd = x.isContiguous ? x : dense(x);
   const wd = dense(w);
   const bd = b ? dense(b) : null;
   const y = empty([g.N, g.Cout, g.Ho, g.Wo], 'f32', 'conv2d');
-  run(convForwardLaunch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wd, bd, y] : [xd, wd, y]);
+  if (useV4(g.Cout / g.groups)) {
+    const wt = weightPerGroupT(g, wd);
+    run(convForwardV4Launch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wt, bd, y] : [xd, wt, y]);
+    wt.dispose();
+  } else {
+    run(convForwardLaunch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wd, bd, y] : [xd, wd, y]);
+  }
   freeIfCopy(xd, x);
   freeIfCopy(wd, w);
   if (bd && b) freeIfCopy(bd, b);
@@ -67,7 +78,19 @@ export function convInputGradRaw(g: ConvGeom, gy: Tensor, w: Tensor): Tensor {
   const gd = gy.isContiguous ? gy : dense(gy);
   const wd = dense(w);
   const dx = empty([g.N, g.Cin, g.H, g.W], 'f32', 'conv2d-dx');
-  run(convInputGradLaunch(g, gd.offset), [gd, wd, dx]);
+  const Cig = g.Cin / g.groups;
+  if (useV4(Cig)) {
+    // [Cout, Cig, KH·KW] → [Cout, KH·KW, Cig]: ci innermost for vec4 loads.
+    const khw = g.KH * g.KW;
+    const wx = empty([g.Cout, khw, Cig], 'f32', 'conv-wX');
+    const src = viewOf(wd, [g.Cout, khw, Cig], [Cig * khw, 1, khw], 0);
+    assignInto(wx, src);
+    src.dispose();
+    run(convInputGradV4Launch(g, gd.offset), [gd, wx, dx]);
+    wx.dispose();
+  } else {
+    run(convInputGradLaunch(g, gd.offset), [gd, wd, dx]);
+  }
   freeIfCopy(gd, gy);
   freeIfCopy(wd, w);
   return dx;
@@ -78,27 +101,29 @@ export function convWeightGradRaw(g: ConvGeom, x: Tensor, gy: Tensor, plan: Spli
   const xd = x.isContiguous ? x : dense(x);
   const gd = dense(gy);
   const dw = empty([g.Cout, g.Cin / g.groups, g.KH, g.KW], 'f32', 'conv2d-dw');
-  const l = convWeightGradLaunch(g, plan, xd.offset);
+  let l = convWeightGradLaunch(g, plan, xd.offset);
+  let gArg = gd;
+  if (useV4(g.Cout / g.groups) && g.Cout % 4 === 0) {
+    // dY channels-last [N, Ho·Wo, Cout] so lanes read output channels as vec4.
+    const hw = g.Ho * g.Wo;
+    gArg = empty([g.N, hw, g.Cout], 'f32', 'conv-dYt');
+    const src = viewOf(gd, [g.N, hw, g.Cout], [g.Cout * hw, 1, hw], gd.offset);
+    assignInto(gArg, src);
+    src.dispose();
+    l = convWeightGradV4Launch(g, plan, xd.offset);
+  }
   if (plan.splits === 1) {
-    run(l, [xd, gd, dw]);
+    run(l, [xd, gArg, dw]);
   } else {
     const part = empty([plan.splits * dw.size], 'f32', 'conv2d-dw-partials');
-    run(l, [xd, gd, part]);
+    run(l, [xd, gArg, part]);
     run(convWeightGradReduceLaunch(g, plan), [part, dw]);
     part.dispose();
   }
   freeIfCopy(xd, x);
   freeIfCopy(gd, gy);
+  if (gArg !== gd) gArg.dispose();
   return dw;
-}
-
-/** g · (y > 0): the ReLU fused into a conv epilogue, undone on the way back. */
-export function reluMask(g: Tensor, y: Tensor): Tensor {
-  const gd = dense(g);
-  const out = empty(g.shape, 'f32', 'relu-mask');
-  run(mapLaunch('reluMask', 'select(0.0, a, b > 0.0)', ['f32', 'f32'], 'f32', [gd.view, y.view], g.shape), [gd, y, out]);
-  freeIfCopy(gd, g);
-  return out;
 }
 
 // ---- op rows -------------------------------------------------------------------------------------
@@ -150,6 +175,9 @@ const convTranspose2dOp: OpDef<ConvTAttrs> = {
 export const convOps = {
   conv2d: conv2dOp,
   convTranspose2d: convTranspose2dOp,
+  ...normOps,
+  ...poolOps,
+  ...epilogueOps,
 } satisfies Record<string, OpDef>;
 
 // ---- functional API -------------------------------------------------------------------------------
@@ -176,3 +204,5 @@ export function convTranspose2d(x: Tensor, w: Tensor, b: Tensor | null = null, o
 export function addChannel(y: Tensor, b: Tensor): Tensor {
   return add(y, reshape(b, [1, b.shape[0], 1, 1]));
 }
+
+export * from './ops-norm.ts';

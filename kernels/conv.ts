@@ -63,9 +63,13 @@ const geomUniforms: [string, 'u32' | 'i32'][] = [
   ['N', 'u32'], ['Cin', 'u32'], ['H', 'u32'], ['W', 'u32'],
   ['Cout', 'u32'], ['Ho', 'u32'], ['Wo', 'u32'], ['Cig', 'u32'],
   ['Cog', 'u32'], ['padT', 'i32'], ['padL', 'i32'], ['xoff', 'u32'],
+  ['sh', 'u32'], ['sw', 'u32'], ['dh', 'u32'], ['dw', 'u32'],
 ];
-const geomValues = (g: ConvGeom, xoff: number) => [g.N, g.Cin, g.H, g.W, g.Cout, g.Ho, g.Wo, g.Cin / g.groups, g.Cout / g.groups, g.padT, g.padL, xoff];
-const staticKey = (g: ConvGeom) => `k${g.KH}x${g.KW}:s${g.strideH}x${g.strideW}:d${g.dilH}x${g.dilW}`;
+const geomValues = (g: ConvGeom, xoff: number) => [g.N, g.Cin, g.H, g.W, g.Cout, g.Ho, g.Wo, g.Cin / g.groups, g.Cout / g.groups, g.padT, g.padL, xoff, g.strideH, g.strideW, g.dilH, g.dilW];
+// Only the kernel size is baked (tap loops unroll); stride and dilation are uniforms so the many
+// conv shapes of a network share a handful of pipelines (cold compiles dominate CI on lavapipe).
+// The input-grad kernels also bake whether each stride is 1 (the divisibility test disappears).
+const staticKey = (g: ConvGeom) => `k${g.KH}x${g.KW}:s1${g.strideH === 1 ? 1 : 0}${g.strideW === 1 ? 1 : 0}`;
 
 export interface ConvEpilogue { bias: boolean; relu: boolean }
 
@@ -84,12 +88,12 @@ export function convForwardLaunch(g: ConvGeom, ep: ConvEpilogue = { bias: false,
   const cols = range(TN);
   const rows = range(TM);
   const tap = (kh: string, kwConst: number, khStatic: boolean) => {
-    const b = (j: number) => `select(0.0, X[select(0u, xr${j} + u32(iw0_${j} + ${kwConst * DW}), ok${j}_${kwConst})], ok${j}_${kwConst})`;
-    return `${cols.map((j) => `let ok${j}_${kwConst} = rok${j} && u32(iw0_${j} + ${kwConst * DW}) < u.W;`).join(' ')}
+    const b = (j: number) => `select(0.0, X[select(0u, xr${j} + u32(iw0_${j} + ${kwConst} * i32(u.dw)), ok${j}_${kwConst})], ok${j}_${kwConst})`;
+    return `${cols.map((j) => `let ok${j}_${kwConst} = rok${j} && u32(iw0_${j} + ${kwConst} * i32(u.dw)) < u.W;`).join(' ')}
       ${accFma(TM, TN, (i) => `Wt[wr${i} + wc + ${khStatic ? `${kh}u * ${KW}u` : `${kh} * ${KW}u`} + ${kwConst}u]`, b)}`;
   };
   const rowBlock = (kh: string, khStatic: boolean) => `{
-      ${cols.map((j) => `let ih${j} = ih0_${j} + i32(${kh}) * ${DH}; let rok${j} = u32(ih${j}) < u.H; let xr${j} = xc${j} + u32(ih${j}) * u.W;`).join('\n      ')}
+      ${cols.map((j) => `let ih${j} = ih0_${j} + i32(${kh}) * i32(u.dh); let rok${j} = u32(ih${j}) < u.H; let xr${j} = xc${j} + u32(ih${j}) * u.W;`).join('\n      ')}
       ${range(KW).map((kw) => tap(kh, kw, khStatic)).join('\n      ')}
     }`;
   const taps = KHW <= 9 ? range(KH).map((kh) => rowBlock(`${kh}`, true)).join('\n    ') : `for (var kh = 0u; kh < ${KH}u; kh++) ${rowBlock('kh', false)}`;
@@ -105,7 +109,7 @@ ${bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: arra
   let pb = (wid.x * ${WX}u + lid.x) * ${TN}u;
   if (pb >= u.P) { return; }
   ${cols.map((j) => `let p${j} = min(pb + ${j}u, u.P - 1u); let n${j} = p${j} / u.HoWo; let r${j} = p${j} % u.HoWo;
-  let ih0_${j} = i32((r${j} / u.Wo) * ${SH}u) - u.padT; let iw0_${j} = i32((r${j} % u.Wo) * ${SW}u) - u.padL;
+  let ih0_${j} = i32((r${j} / u.Wo) * u.sh) - u.padT; let iw0_${j} = i32((r${j} % u.Wo) * u.sw) - u.padL;
   let xb${j} = u.xoff + (n${j} * u.Cin + grp * u.Cig) * u.HW;`).join('\n  ')}
   ${rows.map((i) => `let wr${i} = (grp * u.Cog + min(m0 + ${i}u, u.Cog - 1u)) * u.Cig * ${KHW}u;`).join('\n  ')}
   ${accDecl(TM, TN)}
@@ -145,11 +149,11 @@ export function convInputGradLaunch(g: ConvGeom, goff = 0): Launch {
   const hoist = KHW <= 9;
   // WGSL for (column j, tap t): validity `ok` and dY offset `o` within one (n, co) plane.
   const tapDecl = (j: number, kh: string, kw: string, sfx: string) => {
-    const th = `(i32(ih${j}) + u.padT - i32(${kh}) * ${DH})`;
-    const tw = `(i32(iw${j}) + u.padL - i32(${kw}) * ${DW})`;
-    const okH = SH === 1 ? `u32(${th}) < u.Ho` : `(${th} >= 0 && ${th} % ${SH} == 0 && u32(${th}) / ${SH}u < u.Ho)`;
-    const okW = SW === 1 ? `u32(${tw}) < u.Wo` : `(${tw} >= 0 && ${tw} % ${SW} == 0 && u32(${tw}) / ${SW}u < u.Wo)`;
-    return `let ok${j}_${sfx} = ${okH} && ${okW}; let o${j}_${sfx} = select(0u, (u32(${th}) / ${SH}u) * u.Wo + u32(${tw}) / ${SW}u, ok${j}_${sfx});`;
+    const th = `(i32(ih${j}) + u.padT - i32(${kh}) * i32(u.dh))`;
+    const tw = `(i32(iw${j}) + u.padL - i32(${kw}) * i32(u.dw))`;
+    const okH = SH === 1 ? `u32(${th}) < u.Ho` : `(${th} >= 0 && ${th} % i32(u.sh) == 0 && u32(${th}) / u.sh < u.Ho)`;
+    const okW = SW === 1 ? `u32(${tw}) < u.Wo` : `(${tw} >= 0 && ${tw} % i32(u.sw) == 0 && u32(${tw}) / u.sw < u.Wo)`;
+    return `let ok${j}_${sfx} = ${okH} && ${okW}; let o${j}_${sfx} = select(0u, (u32(${th}) / u.sh) * u.Wo + u32(${tw}) / u.sw, ok${j}_${sfx});`;
   };
   const tapFma = (t: string, sfx: string) => accFma(TM, TN, (i) => `Wt[wr${i} + wc + ${t}]`, (j) => `select(0.0, G[gc${j} + o${j}_${sfx}], ok${j}_${sfx})`);
   const pre = hoist ? range(KHW).map((t) => cols.map((j) => tapDecl(j, `${Math.floor(t / KW)}`, `${t % KW}`, `${t}`)).join(' ')).join('\n  ') : '';
@@ -238,7 +242,7 @@ export function convWeightGradLaunch(g: ConvGeom, plan: SplitPlan, xoff = 0): La
   let cb = (wid.x * ${WX}u + lid.x) * ${TN}u;
   if (cb >= u.Kred) { return; }
   ${cols.map((j) => `let c${j} = min(cb + ${j}u, u.Kred - 1u); let t${j} = c${j} % ${KHW}u;
-  let xb${j} = u.xoff + (grp * u.Cig + c${j} / ${KHW}u) * u.HW; let hoff${j} = i32((t${j} / ${KW}u) * ${DH}u) - u.padT; let woff${j} = i32((t${j} % ${KW}u) * ${DW}u) - u.padL;`).join('\n  ')}
+  let xb${j} = u.xoff + (grp * u.Cig + c${j} / ${KHW}u) * u.HW; let hoff${j} = i32((t${j} / ${KW}u) * u.dh) - u.padT; let woff${j} = i32((t${j} % ${KW}u) * u.dw) - u.padL;`).join('\n  ')}
   ${rows.map((i) => `let gr${i} = (grp * u.Cog + min(m0 + ${i}u, u.Cog - 1u)) * u.HoWo;`).join('\n  ')}
   ${accDecl(TM, TN)}
   let r0 = s * u.rowsPerSplit;
@@ -247,9 +251,9 @@ export function convWeightGradLaunch(g: ConvGeom, plan: SplitPlan, xoff = 0): La
     let n = r / u.Ho;
     let oh = r % u.Ho;
     let gn = n * u.Cout * u.HoWo + oh * u.Wo;
-    ${cols.map((j) => `let ih${j} = i32(oh * ${SH}u) + hoff${j}; let rok${j} = u32(ih${j}) < u.H; let xr${j} = xb${j} + n * u.Cin * u.HW + u32(ih${j}) * u.W;`).join('\n    ')}
+    ${cols.map((j) => `let ih${j} = i32(oh * u.sh) + hoff${j}; let rok${j} = u32(ih${j}) < u.H; let xr${j} = xb${j} + n * u.Cin * u.HW + u32(ih${j}) * u.W;`).join('\n    ')}
     for (var ow = 0u; ow < u.Wo; ow++) {
-      ${cols.map((j) => `let iw${j} = i32(ow * ${SW}u) + woff${j}; let ok${j} = rok${j} && u32(iw${j}) < u.W;`).join(' ')}
+      ${cols.map((j) => `let iw${j} = i32(ow * u.sw) + woff${j}; let ok${j} = rok${j} && u32(iw${j}) < u.W;`).join(' ')}
       ${accFma(TM, TN, (i) => `G[gr${i} + gn + ow]`, (j) => `select(0.0, X[select(0u, xr${j} + u32(iw${j}), ok${j})], ok${j})`)}
     }
   }
@@ -356,4 +360,209 @@ export function refConv2dGrads(g: ConvGeom, x: ArrayLike<number>, w: ArrayLike<n
         }
     }
   return { dx, dw };
+}
+
+// ---- vec4 variants: activations workgroup-uniform, weights as vec4 along output channels -------
+// The matmul-v4 layout of matmul.ts: rows (pixels) come from the workgroup id, so the gathered,
+// bounds-checked activation loads are uniform scalars, and each lane streams TN adjacent output
+// channels of a pre-transposed weight [G, Kred, Cog] as vec4 (contiguous, coalesced). Needs the
+// column channel count % 4 == 0 (every ResNet/FPN/head conv); others take the scalar kernels.
+
+export interface ConvV4Tile { TM: number; TN: number; WX: number }
+
+export function pickV4Tile(cols: number, name: string): ConvV4Tile {
+  const env = envTile(name);
+  if (env) return env;
+  // Noisy sweeps on 2-core lavapipe (3x3 256 at 13x19, batch 2): 16x16x8 and 32x16x8 ahead of
+  // 16x8x16 (6.6-6.8 GFLOP/s) and far ahead of TM 8 or WX 4.
+  const TN = cols % 16 === 0 && cols >= 128 ? 16 : cols % 8 === 0 ? 8 : 4;
+  const WX = Math.max(1, Math.min(8, Math.floor(cols / TN)));
+  return { TM: 16, TN, WX };
+}
+
+/**
+ * Forward, vec4. Bindings: X [N,Cin,H,W] (from xoff), WtT [G,Kred,Cog] (weight transposed per
+ * group), (Bias [Cout]), Y [N,Cout,Ho,Wo]. Needs Cog % 4 == 0.
+ */
+export function convForwardV4Launch(g: ConvGeom, ep: ConvEpilogue = { bias: false, relu: false }, xoff = 0): Launch {
+  const Cog = g.Cout / g.groups;
+  if (Cog % 4) throw new Error(`conv2d v4: output channels per group ${Cog} % 4 != 0`);
+  const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONV4_TILE');
+  const Q = TN / 4;
+  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const KHW = KH * KW;
+  const P = g.N * g.Ho * g.Wo;
+  const key = `conv-fwd4:${staticKey(g)}:${TM}x${TN}x${WX}${ep.bias ? ':bias' : ''}${ep.relu ? ':relu' : ''}`;
+  const rows = range(TM);
+  const qs = range(Q);
+  const fma = (k: string) => `{ let kb = (wg + ${k}) * u.Cog4; ${qs.map((q) => `let b${q} = WtT[kb + c${q}];`).join(' ')}
+        ${rows.map((i) => `{ let a = select(0.0, X[select(0u, xr${i} + u32(iw${i}), ok${i})], ok${i}); ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n        ')} }`;
+  // Taps are loops, not unrolled: unrolling 16 rows × 9 taps took lavapipe 6-12 s to compile per
+  // pipeline for no measurable gain (the row's bounds test is shared by its kw taps either way).
+  const taps = `for (var kh = 0u; kh < ${KH}u; kh++) {
+      ${rows.map((i) => `let ih${i} = ih0_${i} + i32(kh * u.dh); let rok${i} = u32(ih${i}) < u.H; let xr${i} = xc${i} + u32(ih${i}) * u.W;`).join('\n      ')}
+      for (var kw = 0u; kw < ${KW}u; kw++) {
+        ${rows.map((i) => `let iw${i} = iw0_${i} + i32(kw * u.dw); let ok${i} = rok${i} && u32(iw${i}) < u.W;`).join(' ')}
+        ${fma(`ci * ${KHW}u + kh * ${KW}u + kw`)}
+      }
+    }`;
+  const bindings = ['X', 'WtT', ...(ep.bias ? ['Bias'] : [])];
+  const build = () => ({
+    uniforms: [...geomUniforms, ['P', 'u32'], ['HoWo', 'u32'], ['HW', 'u32'], ['Cog4', 'u32']] as [string, 'u32' | 'i32'][],
+    code: `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> WtT: array<vec4<f32>>;
+${ep.bias ? '@group(0) @binding(2) var<storage, read> Bias: array<f32>;' : ''}
+@group(0) @binding(${bindings.length}) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let grp = wid.z;
+  let pb = wid.y * ${TM}u;
+  let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
+  if (cq >= u.Cog4) { return; }
+  ${qs.map((q) => `let c${q} = min(cq + ${q}u, u.Cog4 - 1u);`).join(' ')}
+  ${rows.map((i) => `let p${i} = min(pb + ${i}u, u.P - 1u); let n${i} = p${i} / u.HoWo; let r${i} = p${i} % u.HoWo;
+  let ih0_${i} = i32((r${i} / u.Wo) * u.sh) - u.padT; let iw0_${i} = i32((r${i} % u.Wo) * u.sw) - u.padL;
+  let xb${i} = u.xoff + (n${i} * u.Cin + grp * u.Cig) * u.HW;`).join('\n  ')}
+  let wg = grp * u.Cig * ${KHW}u;
+  ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
+  for (var ci = 0u; ci < u.Cig; ci++) {
+    ${rows.map((i) => `let xc${i} = xb${i} + ci * u.HW;`).join(' ')}
+    ${taps}
+  }
+  ${rows.map((i) => `if (pb + ${i}u < u.P) {
+    ${qs.map((q) => `if (cq + ${q}u < u.Cog4) { ${range(4).map((c) => `{ let co = grp * u.Cog + (cq + ${q}u) * 4u + ${c}u; var v = acc${i}_${q}[${c}]${ep.bias ? ' + Bias[co]' : ''}; ${ep.relu ? 'v = max(v, 0.0);' : ''} Y[(n${i} * u.Cout + co) * u.HoWo + r${i}] = v; }`).join(' ')} }`).join('\n    ')}
+  }`).join('\n  ')}
+}`,
+  });
+  return {
+    key,
+    build,
+    uniforms: [...geomValues(g, xoff), P, g.Ho * g.Wo, g.H * g.W, Cog / 4],
+    grid: [cdiv(Cog / 4, Q * WX), cdiv(P, TM), g.groups],
+  };
+}
+
+/**
+ * Input gradient, vec4. Bindings: dY [N,Cout,Ho,Wo] (from goff), WtX [G,Cog,KH·KW,Cig] (weight
+ * with ci innermost), dX [N,Cin,H,W]. Needs Cig % 4 == 0. Rows are input pixels (uniform), so
+ * tap validity/offsets are uniform scalars, hoisted out of the channel loop up to 3×3.
+ */
+export function convInputGradV4Launch(g: ConvGeom, goff = 0): Launch {
+  const Cig = g.Cin / g.groups;
+  if (Cig % 4) throw new Error(`conv2d dX v4: input channels per group ${Cig} % 4 != 0`);
+  const { TM, TN, WX } = pickV4Tile(Cig, 'MRCNN_CONVDX4_TILE');
+  const Q = TN / 4;
+  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const KHW = KH * KW;
+  const Qpx = g.N * g.H * g.W;
+  const key = `conv-dx4:${staticKey(g)}:${TM}x${TN}x${WX}`;
+  const rows = range(TM);
+  const qs = range(Q);
+  const hoist = false; // as the forward: unrolled taps cost 7-17 s of lavapipe compile per pipeline
+  const tapDecl = (i: number, kh: string, kw: string, sfx: string) => {
+    const th = `(i32(ih${i}) + u.padT - i32(${kh}) * i32(u.dh))`;
+    const tw = `(i32(iw${i}) + u.padL - i32(${kw}) * i32(u.dw))`;
+    const okH = SH === 1 ? `u32(${th}) < u.Ho` : `(${th} >= 0 && ${th} % i32(u.sh) == 0 && u32(${th}) / u.sh < u.Ho)`;
+    const okW = SW === 1 ? `u32(${tw}) < u.Wo` : `(${tw} >= 0 && ${tw} % i32(u.sw) == 0 && u32(${tw}) / u.sw < u.Wo)`;
+    return `let ok${i}_${sfx} = ${okH} && ${okW}; let o${i}_${sfx} = select(0u, (u32(${th}) / u.sh) * u.Wo + u32(${tw}) / u.sw, ok${i}_${sfx});`;
+  };
+  const tapFma = (t: string, sfx: string) => `{ let kb = (wco + ${t}) * u.Cig4; ${qs.map((q) => `let b${q} = WtX[kb + c${q}];`).join(' ')}
+      ${rows.map((i) => `{ let a = select(0.0, G[gc${i} + o${i}_${sfx}], ok${i}_${sfx}); ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n      ')} }`;
+  const pre = hoist ? range(KHW).map((t) => rows.map((i) => tapDecl(i, `${Math.floor(t / KW)}`, `${t % KW}`, `${t}`)).join(' ')).join('\n  ') : '';
+  const body = hoist
+    ? range(KHW).map((t) => tapFma(`${t}u`, `${t}`)).join('\n    ')
+    : `for (var t = 0u; t < ${KHW}u; t++) { let kh = t / ${KW}u; let kw = t % ${KW}u; ${rows.map((i) => tapDecl(i, 'kh', 'kw', 't')).join(' ')}
+      ${tapFma('t', 't')} }`;
+  const build = () => ({
+    uniforms: [...geomUniforms, ['Q', 'u32'], ['HoWo', 'u32'], ['HW', 'u32'], ['Cig4', 'u32']] as [string, 'u32' | 'i32'][],
+    code: `
+@group(0) @binding(0) var<storage, read> G: array<f32>;
+@group(0) @binding(1) var<storage, read> WtX: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let grp = wid.z;
+  let qb = wid.y * ${TM}u;
+  let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
+  if (cq >= u.Cig4) { return; }
+  ${qs.map((q) => `let c${q} = min(cq + ${q}u, u.Cig4 - 1u);`).join(' ')}
+  ${rows.map((i) => `let q${i} = min(qb + ${i}u, u.Q - 1u); let n${i} = q${i} / u.HW; let r${i} = q${i} % u.HW; let ih${i} = r${i} / u.W; let iw${i} = r${i} % u.W;
+  let gb${i} = u.xoff + (n${i} * u.Cout + grp * u.Cog) * u.HoWo;`).join('\n  ')}
+  ${pre}
+  ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
+  for (var co = 0u; co < u.Cog; co++) {
+    let wco = (grp * u.Cog + co) * ${KHW}u;
+    ${rows.map((i) => `let gc${i} = gb${i} + co * u.HoWo;`).join(' ')}
+    ${body}
+  }
+  ${rows.map((i) => `if (qb + ${i}u < u.Q) {
+    ${qs.map((q) => `if (cq + ${q}u < u.Cig4) { ${range(4).map((c) => `DX[(n${i} * u.Cin + grp * u.Cig + (cq + ${q}u) * 4u + ${c}u) * u.HW + r${i}] = acc${i}_${q}[${c}];`).join(' ')} }`).join('\n    ')}
+  }`).join('\n  ')}
+}`,
+  });
+  return {
+    key,
+    build,
+    uniforms: [...geomValues(g, goff), Qpx, g.Ho * g.Wo, g.H * g.W, Cig / 4],
+    grid: [cdiv(Cig / 4, Q * WX), cdiv(Qpx, TM), g.groups],
+  };
+}
+
+/**
+ * Weight gradient pass 1, vec4. Bindings: X [N,Cin,H,W] (from xoff), dYt [N,Ho·Wo,Cout] (dY
+ * channels-last), Out as convWeightGradLaunch. Rows are (ci,kh,kw) (uniform gathers from X),
+ * lanes stream Cog as vec4. Needs Cog % 4 == 0.
+ */
+export function convWeightGradV4Launch(g: ConvGeom, plan: SplitPlan, xoff = 0): Launch {
+  const Cog = g.Cout / g.groups;
+  const Cig = g.Cin / g.groups;
+  if (Cog % 4) throw new Error(`conv2d dW v4: output channels per group ${Cog} % 4 != 0`);
+  const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONVDW4_TILE');
+  const Q = TN / 4;
+  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const KHW = KH * KW;
+  const Kred = Cig * KHW;
+  const key = `conv-dw4:${staticKey(g)}:${TM}x${TN}x${WX}`;
+  const rows = range(TM);
+  const qs = range(Q);
+  const build = () => ({
+    uniforms: [...geomUniforms, ['Kred', 'u32'], ['S', 'u32'], ['rowsPerSplit', 'u32'], ['HoWo', 'u32'], ['HW', 'u32'], ['Cog4', 'u32'], ['Cout4', 'u32']] as [string, 'u32' | 'i32'][],
+    code: `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> Gt: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> Out: array<f32>;
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let grp = wid.z / u.S;
+  let s = wid.z % u.S;
+  let kb = wid.y * ${TM}u;
+  let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
+  if (cq >= u.Cog4) { return; }
+  ${qs.map((q) => `let c${q} = grp * u.Cog4 + min(cq + ${q}u, u.Cog4 - 1u);`).join(' ')}
+  ${rows.map((i) => `let k${i} = min(kb + ${i}u, u.Kred - 1u); let t${i} = k${i} % ${KHW}u;
+  let xb${i} = u.xoff + (grp * u.Cig + k${i} / ${KHW}u) * u.HW; let hoff${i} = i32((t${i} / ${KW}u) * u.dh) - u.padT; let woff${i} = i32((t${i} % ${KW}u) * u.dw) - u.padL;`).join('\n  ')}
+  ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
+  let r0 = s * u.rowsPerSplit;
+  let r1 = min(r0 + u.rowsPerSplit, u.N * u.Ho);
+  for (var r = r0; r < r1; r++) {
+    let n = r / u.Ho;
+    let oh = r % u.Ho;
+    let gn = (n * u.HoWo + oh * u.Wo) * u.Cout4;
+    ${rows.map((i) => `let ih${i} = i32(oh * u.sh) + hoff${i}; let rok${i} = u32(ih${i}) < u.H; let xr${i} = xb${i} + n * u.Cin * u.HW + u32(ih${i}) * u.W;`).join('\n    ')}
+    for (var ow = 0u; ow < u.Wo; ow++) {
+      let go = gn + ow * u.Cout4;
+      ${qs.map((q) => `let b${q} = Gt[go + c${q}];`).join(' ')}
+      ${rows.map((i) => `{ let iw = i32(ow * u.sw) + woff${i}; let ok = rok${i} && u32(iw) < u.W; let a = select(0.0, X[select(0u, xr${i} + u32(iw), ok)], ok); ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n      ')}
+    }
+  }
+  let ob = (grp * u.S + s) * u.Cog;
+  ${rows.map((i) => `if (kb + ${i}u < u.Kred) {
+    ${qs.map((q) => `if (cq + ${q}u < u.Cog4) { ${range(4).map((c) => `Out[(ob + (cq + ${q}u) * 4u + ${c}u) * u.Kred + kb + ${i}u] = acc${i}_${q}[${c}];`).join(' ')} }`).join('\n    ')}
+  }`).join('\n  ')}
+}`,
+  });
+  return {
+    key,
+    build,
+    uniforms: [...geomValues(g, xoff), Kred, plan.splits, plan.rowsPerSplit, g.Ho * g.Wo, g.H * g.W, Cog / 4, g.Cout / 4],
+    grid: [cdiv(Cog / 4, Q * WX), cdiv(Kred, TM), g.groups * plan.splits],
+  };
 }
