@@ -72,7 +72,7 @@ const CPT = 16;
 // key); adaptive grids (unbounded sample counts) loop samples per chunk.
 const maxStaticSr = 3;
 
-const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['CB', 'u32']];
+const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['R', 'u32']];
 
 /**
  * The sampling + channel loop of RoI Align for one thread, reading feature array `src` (fwd) or
@@ -131,7 +131,7 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
 /**
  * RoI Align over x [N, C, H, W] and rois [R, 5]: 'fwd' writes out [R, C, PH, PW] (bindings x,
  * rois, out); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
- * bindings g, rois, gx). One thread per (RoI, CPT-channel chunk, bin).
+ * bindings g, rois, gx). One thread per (CPT-channel chunk, RoI, bin).
  */
 export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): Launch {
   const CB = cdiv(p.C, CPT);
@@ -155,7 +155,8 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? ATOMIC_ADD('gx') : ''}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = wgLinear(wid, nwg) * ${WG}u + lid;
   if (i >= u.n) { return; }
-  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let cb = (i / (u.PW * u.PH)) % u.CB; let r = i / (u.PW * u.PH * u.CB);
+  // channel chunk outermost: consecutive workgroups share one chunk's 16 planes across RoIs (cache)
+  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let r = (i / (u.PW * u.PH)) % u.R; let cb = i / (u.PW * u.PH * u.R);
   let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
   let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
   if (geo.b < 0 || geo.b >= i32(u.N)) {
@@ -168,7 +169,7 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? ATOMIC_ADD('gx') : ''}
   ${alignBody(dir, sr, 'x', 'gx', outIdx)}
 }`,
     }),
-    uniforms: [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0, CB],
+    uniforms: [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0, p.R],
     grid: grid1d(cdiv(n, WG)),
   };
 }
