@@ -10,7 +10,7 @@ import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
-import { nmsChunkRows, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
+import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {
   anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
   pyFasterBaseAnchors, samplerKeysLaunch, samplerSelectLaunch, smallMaskLaunch, torchvisionBaseAnchors,
@@ -301,10 +301,8 @@ function nmsImpl(boxes: Tensor, scores: Tensor, iouThresh: number, cats: Tensor 
   run(nmsGatherLaunch(N, !!cc), [bc, cc ?? order, order, sb, sc]);
   const words = cdiv(N, 32);
   const remv = zeros([words], 'u32');
-  const C = nmsChunkRows(N, o.maskBytes);
-  const mask = empty([C * words], 'u32', 'nms.mask');
-  for (let r0 = 0; r0 < N; r0 += C) {
-    const rows = Math.min(C, N - r0);
+  const mask = empty([nmsChunkRows(N, o.maskBytes) * words], 'u32', 'nms.mask');
+  for (const [r0, rows] of nmsChunks(N, o.maskBytes)) {
     run(nmsMaskLaunch(N, r0, rows, iouThresh), [sb, sc, remv, mask]);
     run(nmsGreedyLaunch(N, r0, rows), [mask, order, remv, keep, count]);
   }

@@ -33,6 +33,18 @@ export function nmsChunkRows(N: number, maskBytes = 64 << 20): number {
   return Math.min(rows, cdiv(N, 32) * 32);
 }
 
+/**
+ * Row ranges [r0, r0+rows) of the greedy chunks: 256 rows first, doubling up to the mask budget,
+ * so the high-score boxes kept early suppress rows before later chunks pay for their masks.
+ */
+export function nmsChunks(N: number, maskBytes = 64 << 20): [number, number][] {
+  const maxRows = nmsChunkRows(N, maskBytes);
+  const out: [number, number][] = [];
+  let size = Math.min(256, maxRows);
+  for (let r0 = 0; r0 < N; r0 += size, size = Math.min(2 * size, maxRows)) out.push([r0, Math.min(size, N - r0)]);
+  return out;
+}
+
 /** sorted boxes [N,4] and categories from order: sb[i] = boxes[order[i]]. Bindings: boxes, cats, order, sb, sc. */
 export function nmsGatherLaunch(N: number, useCats: boolean): Launch {
   return {
@@ -59,9 +71,10 @@ ${WG_LINEAR}
   };
 }
 
-// Column blocks per workgroup: lavapipe pays microseconds per workgroup, and 32-thread
-// workgroups with one tile each made the mask pass ~10x slower than its arithmetic.
-const COLS_PER_WG = 8;
+// Column tiles per workgroup: at least 8 (lavapipe pays microseconds per workgroup), and enough
+// that a chunk launches <= 16 workgroups per row block, so chunks whose rows are all suppressed
+// already (each workgroup exits at once) cost little.
+const colsPerWg = (tiles: number) => Math.max(8, Math.ceil(tiles / 16));
 
 /** Mask words for rows [r0, r0+rows) and column blocks >= r0/32. Bindings: sb, sc, remv, mask. */
 export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: number): Launch {
@@ -70,7 +83,7 @@ export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: nu
   return {
     key: 'nms:mask',
     build: () => ({
-      uniforms: [['N', 'u32'], ['words', 'u32'], ['r0', 'u32'], ['thresh', 'f32']],
+      uniforms: [['N', 'u32'], ['words', 'u32'], ['r0', 'u32'], ['thresh', 'f32'], ['cols', 'u32']],
       code: `
 @group(0) @binding(0) var<storage, read> sb: array<vec4f>;
 @group(0) @binding(1) var<storage, read> sc: array<i32>;
@@ -78,8 +91,8 @@ export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: nu
 @group(0) @binding(3) var<storage, read_write> mask: array<u32>;
 @compute @workgroup_size(32) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let rowBlock = u.r0 / 32u + wid.y;
-  let cb0 = max(u.r0 / 32u + wid.x * ${COLS_PER_WG}u, rowBlock);
-  let cb1 = min(u.r0 / 32u + (wid.x + 1u) * ${COLS_PER_WG}u, u.words);
+  let cb0 = max(u.r0 / 32u + wid.x * u.cols, rowBlock);
+  let cb1 = min(u.r0 / 32u + (wid.x + 1u) * u.cols, u.words);
   if (cb0 >= cb1) { return; }
   let i = rowBlock * 32u + lid;
   if (i >= u.N) { return; }
@@ -110,8 +123,8 @@ export function nmsMaskLaunch(N: number, r0: number, rows: number, iouThresh: nu
   }
 }`,
     }),
-    uniforms: [N, words, r0, f32ThreshBelow(iouThresh)],
-    grid: [cdiv(words - b0, COLS_PER_WG), cdiv(rows, 32)],
+    uniforms: [N, words, r0, f32ThreshBelow(iouThresh), colsPerWg(words - b0)],
+    grid: [cdiv(words - b0, colsPerWg(words - b0)), cdiv(rows, 32)],
   };
 }
 

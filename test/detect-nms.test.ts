@@ -103,6 +103,24 @@ test('nms with a small chunk budget (many greedy chunks) equals the single-chunk
   assert.ok(nmsChunkRows(250_000) * Math.ceil(250_000 / 32) * 4 <= 64 << 20, '250k boxes: mask chunk within 64 MiB');
 });
 
+test('nms on 250k boxes (RPN scale: 5 levels × 2 images; clustered so the CPU reference stays fast)', async () => {
+  const N = 250_000;
+  const r = mulberry32(250);
+  const boxes = new Float32Array(4 * N);
+  const centers = Array.from({ length: 60 }, () => [r() * 1100 + 50, r() * 700 + 50, 20 + r() * 200]);
+  for (let i = 0; i < N; i++) {
+    const [cx, cy, s] = centers[i % centers.length];
+    const w = s * (0.8 + 0.4 * r()), h = s * (0.8 + 0.4 * r());
+    const x = cx + (r() - 0.5) * s * 0.3, y = cy + (r() - 0.5) * s * 0.3;
+    boxes.set([x - w / 2, y - h / 2, x + w / 2, y + h / 2], 4 * i);
+  }
+  const scores = Float32Array.from({ length: N }, () => r());
+  const t0 = performance.now();
+  const got = await runNms(boxes, scores, 0.5);
+  const want = refNms(boxes, scores, 0.5);
+  assert.equal(got, want, `nms 250k: kept ${got.length} vs ${want.length} (${(performance.now() - t0).toFixed(0)} ms)`);
+});
+
 test('argsort: descending, stable by index, any length (1 … 3000, rows)', async () => {
   for (const [B, n] of [[1, 1], [1, 2], [3, 5], [2, 511], [1, 513], [2, 1000], [1, 3000]]) {
     const d = Float32Array.from(randArray(B * n, n + B), (v) => Math.round(v * 20) / 20);
