@@ -34,7 +34,7 @@ function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note:
   const rois = proposals(R, 7);
   return {
     family: 'detect',
-    name: `roiAlign ${dir} ${P}×${P}${sr === 2 ? '' : ` sr ${sr}`}`,
+    name: `roiAlign ${dir === 'fwd' ? 'fwd' : 'fwd+bwd'} ${P}×${P}${sr === 2 ? '' : ` sr ${sr}`}`,
     shape: `${R} RoIs × ${C} ch from [1,${C},${H},${W}], sr ${sr}${note}`,
     bytes: (dir === 'fwd' ? 1 : 2) * R * C * P * P * F,
     setup: () => {
@@ -44,7 +44,7 @@ function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note:
       x.requiresGrad = true;
       const g = E.randn([R, C, P, P]);
       return {
-        // forward is recorded once in setup; record() runs only the backward kernel (zero fill + scatter)
+        // record() = forward + backward (zero fill + atomic scatter): subtract the fwd row for the backward alone
         record: () => { const y = roiAlign(x, r, { outputSize: P, spatialScale: 0.25, samplingRatio: sr }); E.backward(y, g); x.grad?.dispose(); x.grad = null; },
         dispose: keepAll([x, r, g]),
       };
@@ -58,18 +58,29 @@ function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note:
   };
 }
 
-function multiLevelCase(R: number, C: number, note: string): BenchCase {
+function multiLevelCase(R: number, C: number, note: string, dir: 'fwd' | 'bwd'): BenchCase {
   const sizes = [[200, 304], [100, 152], [50, 76], [25, 38]];
   const rois = proposals(R, 9, 16, 800);
+  const scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32];
   return {
     family: 'detect',
-    name: 'multiScaleRoiAlign fwd 7×7',
+    name: `multiScaleRoiAlign ${dir === 'fwd' ? 'fwd' : 'fwd+bwd'} 7×7`,
     shape: `${R} RoIs × ${C} ch, 4 FPN levels (P2–P5 of 800×1216), sr 2${note}`,
     bytes: R * C * 49 * F,
     setup: () => {
       const feats = sizes.map(([h, w]) => E.randn([1, C, h, w]));
       const r = E.fromArray(rois, [R, 5]);
-      return { record: () => void multiScaleRoiAlign(feats, r, { outputSize: 7, scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32] }), dispose: keepAll([...feats, r]) };
+      if (dir === 'fwd') return { record: () => void multiScaleRoiAlign(feats, r, { outputSize: 7, scales }), dispose: keepAll([...feats, r]) };
+      feats.forEach((f) => (f.requiresGrad = true));
+      const g = E.randn([R, C, 7, 7]);
+      return {
+        // includes the forward (one dispatch) and the zero fills of the 4 level grads
+        record: () => {
+          E.backward(multiScaleRoiAlign(feats, r, { outputSize: 7, scales }), g);
+          feats.forEach((f) => { f.grad?.dispose(); f.grad = null; });
+        },
+        dispose: keepAll([...feats, r, g]),
+      };
     },
   };
 }
@@ -116,7 +127,8 @@ export function cases(size: BenchSize): BenchCase[] {
     roiAlignCase(R, C, 7, 'fwd', note, 1),
     roiAlignCase(R, C, 14, 'fwd', note),
     roiAlignCase(R, C, 14, 'bwd', note),
-    multiLevelCase(R, C, note),
+    multiLevelCase(R, C, note, 'fwd'),
+    multiLevelCase(R, C, note, 'bwd'),
     ...(full ? [1000, 12000, 120000] : [1000, 12000]).map(nmsCase),
     {
       family: 'detect',
