@@ -84,12 +84,19 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
   // which lavapipe spills); a sample outside the map gets zero weights on pixel 0.
   const S = sr * sr;
   const samples = Array.from({ length: S }, (_, s) => `let t${s} = alignTapsOr0(H, W, geo.sy + f32(ph) * geo.bh + ${(Math.floor(s / sr) + 0.5).toFixed(1)} * geo.bh / ${sr}.0, geo.sx + f32(pw) * geo.bw + ${((s % sr) + 0.5).toFixed(1)} * geo.bw / ${sr}.0);`).join('\n  ');
-  const gatherS = (s: number) => `dot(t${s}.w, vec4f(${src}[base + u32(t${s}.o.x)], ${src}[base + u32(t${s}.o.y)], ${src}[base + u32(t${s}.o.z)], ${src}[base + u32(t${s}.o.w)]))`;
+  const gatherS = (s: number) => `dot(w${s}, vec4f(${src}[base + u32(t${s}.o.x)], ${src}[base + u32(t${s}.o.y)], ${src}[base + u32(t${s}.o.z)], ${src}[base + u32(t${s}.o.w)]))`;
+  // 1/count folded into the weights; base and output index advance by one plane per channel
   const staticFwd = `
   ${samples}
+  let inv = 1.0 / geo.cnt;
+  ${Array.from({ length: S }, (_, s) => `let w${s} = t${s}.w * inv;`).join(' ')}
+  var base = base0;
+  var oi = ${outIdx.replace('+ c)', '+ c0)')};
+  let ostep = ${outIdx.includes('u.PH') ? 'u.PH * u.PW' : 'u.P * u.P'};
   for (var c = c0; c < c1; c++) {
-    let base = base0 + (c - c0) * plane;
-    out[${outIdx}] = (${Array.from({ length: S }, (_, s) => gatherS(s)).join(' + ')}) / geo.cnt;
+    out[oi] = ${Array.from({ length: S }, (_, s) => gatherS(s)).join(' + ')};
+    base += plane;
+    oi += ostep;
   }`;
   // Backward: atomics dominate, so the bin's taps are merged per pixel first (small bins put
   // several samples on the same pixels), then each distinct pixel gets one atomic per channel.
