@@ -109,6 +109,9 @@ export const inferScale = (featSize: number, imageSize: number) => 2 ** Math.rou
 export function multiScaleRoiAlign(feats: Tensor[], rois: Tensor, o: { outputSize: number; scales: number[]; samplingRatio?: number; kMin?: number; canonicalScale?: number; canonicalLevel?: number }): Tensor {
   feats.forEach((f) => checkFeatRois('multiScaleRoiAlign', f, rois));
   if (o.scales.length !== feats.length) throw new Error(`multiScaleRoiAlign: ${o.scales.length} scales for ${feats.length} levels`);
+  for (const f of feats) {
+    if (f.shape[0] !== feats[0].shape[0] || f.shape[1] !== feats[0].shape[1]) throw new Error(`multiScaleRoiAlign: level [${f.shape}] differs from [${feats[0].shape}] in batch or channels`);
+  }
   const kMin = o.kMin ?? -Math.round(Math.log2(o.scales[0]));
   return apply('multiScaleRoiAlign', multiLevelOp, [...feats, rois], {
     P: o.outputSize, scales: o.scales, samplingRatio: o.samplingRatio ?? 2, kMin, canonicalScale: o.canonicalScale ?? 224, canonicalLevel: o.canonicalLevel ?? 4,
