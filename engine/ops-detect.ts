@@ -334,10 +334,10 @@ export function splitKeepByImage(r: NmsResult, imageOf: Tensor, numImages: numbe
   const N = r.keep.shape[0];
   if (imageOf.dtype !== 'i32' || imageOf.shape.join() !== `${N}`) throw new Error(`splitKeepByImage: imageOf must be i32 [${N}], got ${imageOf.dtype} [${imageOf.shape}]`);
   const keep = empty([numImages, topN], 'i32', 'nms.keepPerImage');
+  if (numImages === 0 || topN === 0) return { keep, count: zeros([numImages], 'i32') };
   const count = empty([numImages], 'i32', 'nms.countPerImage');
   const kc = c(r.keep), cc = c(r.count), ic = c(imageOf);
-  if (numImages > 0 && topN > 0) run(nmsSplitLaunch(N, numImages, topN), [kc, cc, ic, keep, count]);
-  else if (numImages > 0) assignInto(count, zeros([numImages], 'i32'));
+  run(nmsSplitLaunch(N, numImages, topN), [kc, cc, ic, keep, count]);
   done(kc, r.keep); done(cc, r.count); done(ic, imageOf);
   return { keep, count };
 }
@@ -353,7 +353,6 @@ export function boxIou(a: Tensor, b: Tensor): Tensor {
   checkBoxes('boxIou', a); checkBoxes('boxIou', b);
   const ac = c(a), bc = c(b);
   const out = empty([a.shape[0], b.shape[0]], 'f32', 'boxIou');
-  if (ac.offset % 4 || bc.offset % 4) throw new Error('boxIou: boxes must start at a multiple of 4 elements');
   run(boxIouLaunch(a.shape[0], b.shape[0]), [ac, bc, out]);
   done(ac, a); done(bc, b);
   return out;
