@@ -119,4 +119,25 @@ test('sampler: exact counts, only eligible picks, seeded and reproducible, zero 
   assert.ok(sum(p3) === sum(p1));
 });
 
+test('detection ops free their temporaries (pool buffers in use return to the baseline)', async () => {
+  const inUse = () => E.runtime().pool.memoryStats().buffersInUse;
+  const { nms, topk, segmentedTopk, roiAlign, multiScaleRoiAlign, sampler: samp, splitKeepByImage, batchedNms } = await import('../engine/ops-detect.ts');
+  const before = inUse();
+  E.tidy(() => {
+    const b = E.fromArray(Float32Array.from({ length: 400 }, (_, i) => (i % 4 < 2 ? i % 37 : 40 + (i % 23))), [100, 4]);
+    const s = E.rand([100]);
+    const c = E.fromArray(Int32Array.from({ length: 100 }, (_, i) => i % 2), [100], 'i32');
+    nms(b, s, 0.5); topk(E.reshape(s, [1, 100]), 7); segmentedTopk(E.reshape(s, [1, 100]), [60, 40], 5);
+    splitKeepByImage(batchedNms(b, s, c, 0.5), c, 2, 10);
+    const x = E.rand([1, 3, 8, 8]); x.requiresGrad = true;
+    const r = E.fromArray([0, 1, 1, 6, 6, 0, 0, 0, 3, 5], [2, 5]);
+    E.backward(E.sum(roiAlign(x, r, { outputSize: 2, samplingRatio: 2 })));
+    E.backward(E.sum(multiScaleRoiAlign([x], r, { outputSize: 2, scales: [0.25] })));
+    x.grad?.dispose();
+    samp(c, { batchSizePerImage: 10, positiveFraction: 0.5, seed: 3 });
+    matcher(boxIou(b, b), { high: 0.7, low: 0.3, allowLowQualityMatches: true });
+  });
+  assert.is(inUse(), before, 'buffers in use after tidy');
+});
+
 test.run();
