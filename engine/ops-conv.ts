@@ -4,6 +4,7 @@ import { apply, type OpDef } from './autograd.ts';
 import { empty, Tensor, viewOf } from './tensor.ts';
 import { add, assignInto, reshape, run, sum } from './ops.ts';
 import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convInputGradV4Launch, convWeightGradV4Launch, convInputGradLaunch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
+import { convInputGradPhaseLaunch, convPhases } from '../kernels/conv-grad.ts';
 import { dense, epilogueOps, freeIfCopy, normOps, poolOps, reluMask } from './ops-norm.ts';
 
 export type Pair = number | [number, number];
@@ -79,7 +80,18 @@ export function convInputGradRaw(g: ConvGeom, gy: Tensor, w: Tensor): Tensor {
   const wd = dense(w);
   const dx = empty([g.N, g.Cin, g.H, g.W], 'f32', 'conv2d-dx');
   const Cig = g.Cin / g.groups;
-  if (useV4(Cig)) {
+  if (useV4(Cig) && !process.env.MRCNN_CONVDX_OLD) {
+    // [G, Cog, Cig, KH·KW] → [G, KH·KW, Cog, Cig]: taps outermost (one uniform branch per tap and
+    // phase), input channels innermost for vec4 loads.
+    const khw = g.KH * g.KW;
+    const Cog = g.Cout / g.groups;
+    const wp = empty([g.groups, khw, Cog, Cig], 'f32', 'conv-wP');
+    const src = viewOf(wd, [g.groups, khw, Cog, Cig], [Cog * Cig * khw, 1, Cig * khw, khw], 0);
+    assignInto(wp, src);
+    src.dispose();
+    for (const p of convPhases(g)) run(convInputGradPhaseLaunch(g, p, gd.offset), [gd, wp, dx]);
+    wp.dispose();
+  } else if (useV4(Cig)) {
     // [Cout, Cig, KH·KW] → [Cout, KH·KW, Cig]: ci innermost for vec4 loads.
     const khw = g.KH * g.KW;
     const wx = empty([g.Cout, khw, Cig], 'f32', 'conv-wX');
