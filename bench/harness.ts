@@ -37,6 +37,8 @@ export interface BenchRow {
   tfjsTiming: string | null;
   /** tfjs time / our time (> 1: we are faster). */
   speedupVsTfjs: number | null;
+  /** The roofs measured just before this row. */
+  ceilings: Ceilings;
 }
 
 export interface Ceilings { fmaGflops: number; copyGbps: number }
@@ -114,7 +116,7 @@ export function toRow(c: BenchCase, ms: number, timing: BenchRow['timing'], tfjs
   const pctCeiling = gflops !== null && c.flops! / ceil.fmaGflops >= (c.bytes ?? 0) / ceil.copyGbps
     ? (100 * gflops) / ceil.fmaGflops
     : gbps !== null ? (100 * gbps) / ceil.copyGbps : null;
-  return { family: c.family, name: c.name, shape: c.shape, ms, timing, gflops, gbps, pctCeiling, tfjsMs, tfjsTiming: tfjs?.timing ?? null, speedupVsTfjs: tfjsMs !== null ? tfjsMs / ms : null };
+  return { family: c.family, name: c.name, shape: c.shape, ms, timing, gflops, gbps, pctCeiling, tfjsMs, tfjsTiming: tfjs?.timing ?? null, speedupVsTfjs: tfjsMs !== null ? tfjsMs / ms : null, ceilings: ceil };
 }
 
 const f = (x: number | null, d = 1) => (x === null ? '—' : x.toFixed(d));

@@ -17,6 +17,8 @@ export interface EngineDevice {
   info: { vendor: string; architecture: string; device: string; description: string; backend: string };
   features: Set<Feature>;
   limits: GPUSupportedLimits;
+  /** A CPU implementation of Vulkan (lavapipe, SwiftShader): kernels pick CPU-friendly plans. */
+  isCpu: boolean;
   /** WGSL `var<immediate>` + setImmediates are usable (dawn.node >= 2025-11). */
   immediateBytes: number;
   /** First uncaptured error since the last check, with the label Dawn reported. */
@@ -110,6 +112,7 @@ async function createDevice(): Promise<EngineDevice> {
       backend: process.env.MRCNN_BACKEND ?? 'default',
     },
     features,
+    isCpu: (info.architecture ?? '') === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.device ?? ''} ${info.description ?? ''}`) || (info.vendor ?? '') === 'mesa' && /llvm/i.test(info.device ?? ''),
     limits: device.limits,
     immediateBytes: immOk ? (device.limits as unknown as Record<string, number>).maxImmediateSize ?? 0 : 0,
     pendingError: null,
