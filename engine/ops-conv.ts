@@ -2,8 +2,8 @@
 // and resample rows of ./ops-norm.ts) and the functional API. All tensors NCHW.
 import { apply, type OpDef } from './autograd.ts';
 import { empty, Tensor, viewOf } from './tensor.ts';
-import { add, assignInto, reshape, run, sum } from './ops.ts';
-import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convInputGradV4Launch, convWeightGradV4Launch, convInputGradLaunch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
+import { add, assignInto, reshape, run, sum, zeros } from './ops.ts';
+import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convWeightGradV4Launch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
 import { convInputGradPhaseLaunch, convPhases } from '../kernels/conv-grad.ts';
 import { dense, epilogueOps, freeIfCopy, normOps, poolOps, reluMask } from './ops-norm.ts';
 
@@ -80,29 +80,19 @@ export function convInputGradRaw(g: ConvGeom, gy: Tensor, w: Tensor): Tensor {
   const wd = dense(w);
   const dx = empty([g.N, g.Cin, g.H, g.W], 'f32', 'conv2d-dx');
   const Cig = g.Cin / g.groups;
-  if (useV4(Cig) && !process.env.MRCNN_CONVDX_OLD) {
-    // [G, Cog, Cig, KH·KW] → [G, KH·KW, Cog, Cig]: taps outermost (one uniform branch per tap and
-    // phase), input channels innermost for vec4 loads.
-    const khw = g.KH * g.KW;
-    const Cog = g.Cout / g.groups;
-    const wp = empty([g.groups, khw, Cog, Cig], 'f32', 'conv-wP');
-    const src = viewOf(wd, [g.groups, khw, Cog, Cig], [Cog * Cig * khw, 1, Cig * khw, khw], 0);
-    assignInto(wp, src);
-    src.dispose();
-    for (const p of convPhases(g)) run(convInputGradPhaseLaunch(g, p, gd.offset), [gd, wp, dx]);
-    wp.dispose();
-  } else if (useV4(Cig)) {
-    // [Cout, Cig, KH·KW] → [Cout, KH·KW, Cig]: ci innermost for vec4 loads.
-    const khw = g.KH * g.KW;
-    const wx = empty([g.Cout, khw, Cig], 'f32', 'conv-wX');
-    const src = viewOf(wd, [g.Cout, khw, Cig], [Cig * khw, 1, khw], 0);
-    assignInto(wx, src);
-    src.dispose();
-    run(convInputGradV4Launch(g, gd.offset), [gd, wx, dx]);
-    wx.dispose();
-  } else {
-    run(convInputGradLaunch(g, gd.offset), [gd, wd, dx]);
-  }
+  // [G, Cog, Cig, KH·KW] → [G, KH·KW, Cog, Cig4·4]: taps outermost (one uniform branch per tap
+  // and phase), input channels innermost for vec4 loads, zero-padded to a multiple of 4.
+  const khw = g.KH * g.KW;
+  const Cog = g.Cout / g.groups;
+  const Cp = Math.ceil(Cig / 4) * 4;
+  const wp = Cp === Cig ? empty([g.groups, khw, Cog, Cp], 'f32', 'conv-wP') : zeros([g.groups, khw, Cog, Cp]);
+  const src = viewOf(wd, [g.groups, khw, Cog, Cig], [Cog * Cig * khw, 1, Cig * khw, khw], 0);
+  const dst = viewOf(wp, [g.groups, khw, Cog, Cig], [khw * Cog * Cp, Cog * Cp, Cp, 1], 0);
+  assignInto(dst, src);
+  src.dispose();
+  dst.dispose();
+  for (const p of convPhases(g)) run(convInputGradPhaseLaunch(g, p, gd.offset), [gd, wp, dx]);
+  wp.dispose();
   freeIfCopy(gd, gy);
   freeIfCopy(wd, w);
   return dx;

@@ -5,8 +5,8 @@
 // One dispatch per phase (sh·sw of them, one for stride 1): tap validity is a workgroup-uniform
 // branch (no per-pixel divisibility tests, no integer division in the loops), and a pixel's dY
 // offset for a tap is a uniform shift of its phase coordinates. Phases with no valid taps write
-// zeros. Replaced a kernel that tested every tap per pixel and channel: 3x3/2 dX 1011 -> see
-// ../bench/README-conv.md for the measurements.
+// zeros. Replaced kernels that tested every tap's divisibility per pixel and channel inside the
+// channel loop: 3x3/2 dX ~525 -> ~50 ms, stem 7x7/2 8.5 s -> 0.1 s (../bench/README-conv.md).
 import { type Launch, cdiv } from './common.ts';
 import type { ConvGeom } from './conv.ts';
 import { pickV4Tile } from './conv.ts';
@@ -36,13 +36,17 @@ export function convInputGradPhaseLaunch(g: ConvGeom, p: ConvPhase, goff = 0): L
   const Cog = g.Cout / g.groups;
   const Cig4 = cdiv(Cig, 4);
   const { TM, TN, WX } = pickV4Tile(Cig4 * 4, 'MRCNN_CONVDX4_TILE');
+  // Narrow channel counts (the RGB stem, depthwise) leave most of an 8-wide SIMD group idle:
+  // there, y-lanes take further row blocks (their dY loads become gathers instead of broadcasts).
+  const WY = Math.max(1, Math.floor(8 / WX));
   const Q = TN / 4;
   const { KH, KW } = g;
   const rowsTotal = g.N * p.Hp * p.Wp;
-  const rowBlocks = cdiv(rowsTotal, TM);
-  // Row blocks beyond the 65535 per-dimension grid limit spill into z (shared with groups).
-  const zr = cdiv(rowBlocks, 65535);
-  const key = `conv-dxp:k${KH}x${KW}:${TM}x${TN}x${WX}`;
+  const rowBlocks = cdiv(rowsTotal, TM * WY);
+  // Row blocks beyond the 65535 per-dimension grid limit spill into z (shared with groups); the
+  // env override lets a test exercise the spill at small sizes.
+  const zr = cdiv(rowBlocks, Number(process.env.MRCNN_CONVDX_MAXGRIDY ?? 65535));
+  const key = `conv-dxp:k${KH}x${KW}:${TM}x${TN}x${WX}x${WY}`;
   const rows = range(TM);
   const qs = range(Q);
   const build = () => ({
@@ -56,9 +60,9 @@ export function convInputGradPhaseLaunch(g: ConvGeom, p: ConvPhase, goff = 0): L
 @group(0) @binding(0) var<storage, read> G: array<f32>;
 @group(0) @binding(1) var<storage, read> WtP: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> DX: array<f32>;
-@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+@compute @workgroup_size(${WX}, ${WY}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let grp = wid.z / u.zr;
-  let qb = ((wid.z % u.zr) * nwg.y + wid.y) * ${TM}u;
+  let qb = (((wid.z % u.zr) * nwg.y + wid.y) * ${WY}u + lid.y) * ${TM}u;
   let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
   if (cq >= u.Cig4 || qb >= u.rows) { return; }
   ${qs.map((q) => `let c${q} = min(cq + ${q}u, u.Cig4 - 1u);`).join(' ')}

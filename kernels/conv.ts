@@ -4,14 +4,13 @@
 // of matmul.ts), columns are gathered from the activation on the fly (no im2col buffer), no
 // workgroup memory and no barriers.
 //   forward : Y[co, (n,oh,ow)]  = Σ_(ci,kh,kw) W[co,(ci,kh,kw)] · X[n, ci, oh·s−p+kh·d, ...]
-//   input-grad (also convTranspose2d forward):
-//             dX[ci, (n,ih,iw)] = Σ_(co,kh,kw) W[co,(ci,kh,kw)] · dY[n, co, (ih+p−kh·d)/s, ...]
+//   input-grad (also convTranspose2d forward): by stride phases in ./conv-grad.ts.
 //   weight-grad: dW[co, (ci,kh,kw)] = Σ_(n,oh,ow) dY[n,co,oh,ow] · X[n,ci,oh·s−p+kh·d, ...], a GEMM
 //             over K = N·Ho·Wo split into S row ranges, partials [G,S,Cog,Kred] then a
 //             deterministic reduce over S (tfjs runs one thread per weight looping N·Ho·Wo: the
 //             training cliff of ../shared/reference/webgpu-dawn-notes.md §1.6).
-// Static conv shape (kernel size, stride, dilation) is baked into the WGSL so tap loops unroll;
-// batch, channels and spatial sizes are uniforms so changing image sizes never recompiles.
+// Only the kernel size is baked into the WGSL; stride, dilation, batch, channels and spatial sizes
+// are uniforms so changing image sizes never recompiles.
 import { type Launch, cdiv } from './common.ts';
 
 export interface ConvGeom {
@@ -68,8 +67,9 @@ const geomUniforms: [string, 'u32' | 'i32'][] = [
 const geomValues = (g: ConvGeom, xoff: number) => [g.N, g.Cin, g.H, g.W, g.Cout, g.Ho, g.Wo, g.Cin / g.groups, g.Cout / g.groups, g.padT, g.padL, xoff, g.strideH, g.strideW, g.dilH, g.dilW];
 // Only the kernel size is baked (tap loops unroll); stride and dilation are uniforms so the many
 // conv shapes of a network share a handful of pipelines (cold compiles dominate CI on lavapipe).
-// The input-grad kernels also bake whether each stride is 1 (the divisibility test disappears).
-const staticKey = (g: ConvGeom) => `k${g.KH}x${g.KW}:s1${g.strideH === 1 ? 1 : 0}${g.strideW === 1 ? 1 : 0}`;
+// (The key once also carried stride-1 flags for the old input-grad kernels; forward and weight
+// grad never used them, so they only duplicated identical pipelines.)
+const staticKey = (g: ConvGeom) => `k${g.KH}x${g.KW}`;
 
 export interface ConvEpilogue { bias: boolean; relu: boolean }
 
@@ -81,7 +81,7 @@ export interface ConvEpilogue { bias: boolean; relu: boolean }
 export function convForwardLaunch(g: ConvGeom, ep: ConvEpilogue = { bias: false, relu: false }, xoff = 0): Launch {
   const Cog = g.Cout / g.groups;
   const { TM, TN, WX } = pickTile(Cog, 'MRCNN_CONV_TILE');
-  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const { KH, KW } = g;
   const KHW = KH * KW;
   const P = g.N * g.Ho * g.Wo;
   const key = `conv-fwd:${staticKey(g)}:${TM}x${TN}x${WX}${ep.bias ? ':bias' : ''}${ep.relu ? ':relu' : ''}`;
@@ -131,70 +131,6 @@ ${bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b}: arra
   };
 }
 
-/**
- * Input gradient (= convTranspose2d forward). Bindings: dY [N,Cout,Ho,Wo] (from goff), Wt [Cout,Cin/G,KH,KW],
- * dX [N,Cin,H,W]. Columns are merged input pixels (n, ih, iw); a tap (kh,kw) contributes where
- * ih + padT − kh·dil is a non-negative multiple of the stride below Ho·stride. Validity and
- * offsets of each (column, tap) are hoisted out of the channel loop for kernels up to 3×3.
- */
-export function convInputGradLaunch(g: ConvGeom, goff = 0): Launch {
-  const Cig = g.Cin / g.groups;
-  const { TM, TN, WX } = pickTile(Cig, 'MRCNN_CONVDX_TILE');
-  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
-  const KHW = KH * KW;
-  const Q = g.N * g.H * g.W;
-  const key = `conv-dx:${staticKey(g)}:${TM}x${TN}x${WX}`;
-  const cols = range(TN);
-  const rows = range(TM);
-  const hoist = KHW <= 9;
-  // WGSL for (column j, tap t): validity `ok` and dY offset `o` within one (n, co) plane.
-  const tapDecl = (j: number, kh: string, kw: string, sfx: string) => {
-    const th = `(i32(ih${j}) + u.padT - i32(${kh}) * i32(u.dh))`;
-    const tw = `(i32(iw${j}) + u.padL - i32(${kw}) * i32(u.dw))`;
-    const okH = SH === 1 ? `u32(${th}) < u.Ho` : `(${th} >= 0 && ${th} % i32(u.sh) == 0 && u32(${th}) / u.sh < u.Ho)`;
-    const okW = SW === 1 ? `u32(${tw}) < u.Wo` : `(${tw} >= 0 && ${tw} % i32(u.sw) == 0 && u32(${tw}) / u.sw < u.Wo)`;
-    return `let ok${j}_${sfx} = ${okH} && ${okW}; let o${j}_${sfx} = select(0u, (u32(${th}) / u.sh) * u.Wo + u32(${tw}) / u.sw, ok${j}_${sfx});`;
-  };
-  const tapFma = (t: string, sfx: string) => accFma(TM, TN, (i) => `Wt[wr${i} + wc + ${t}]`, (j) => `select(0.0, G[gc${j} + o${j}_${sfx}], ok${j}_${sfx})`);
-  const pre = hoist ? range(KHW).map((t) => cols.map((j) => tapDecl(j, `${Math.floor(t / KW)}`, `${t % KW}`, `${t}`)).join(' ')).join('\n  ') : '';
-  const body = hoist
-    ? range(KHW).map((t) => `{ ${tapFma(`${t}u`, `${t}`)} }`).join('\n    ')
-    : `for (var t = 0u; t < ${KHW}u; t++) { let kh = t / ${KW}u; let kw = t % ${KW}u; ${cols.map((j) => tapDecl(j, 'kh', 'kw', 't')).join(' ')}
-      ${tapFma('t', 't')} }`;
-  const build = () => ({
-    uniforms: [...geomUniforms, ['Q', 'u32'], ['HoWo', 'u32'], ['HW', 'u32']] as [string, 'u32' | 'i32'][],
-    code: `
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> Wt: array<f32>;
-@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
-@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let grp = wid.z;
-  let m0 = wid.y * ${TM}u;
-  let qb = (wid.x * ${WX}u + lid.x) * ${TN}u;
-  if (qb >= u.Q) { return; }
-  ${cols.map((j) => `let q${j} = min(qb + ${j}u, u.Q - 1u); let n${j} = q${j} / u.HW; let r${j} = q${j} % u.HW; let ih${j} = r${j} / u.W; let iw${j} = r${j} % u.W;
-  let gb${j} = u.xoff + (n${j} * u.Cout + grp * u.Cog) * u.HoWo;`).join('\n  ')}
-  ${rows.map((i) => `let wr${i} = grp * u.Cog * u.Cig * ${KHW}u + min(m0 + ${i}u, u.Cig - 1u) * ${KHW}u;`).join('\n  ')}
-  ${pre}
-  ${accDecl(TM, TN)}
-  for (var co = 0u; co < u.Cog; co++) {
-    let wc = co * u.Cig * ${KHW}u;
-    ${cols.map((j) => `let gc${j} = gb${j} + co * u.HoWo;`).join(' ')}
-    ${body}
-  }
-  ${cols.map((j) => `if (qb + ${j}u < u.Q) {
-    ${rows.map((i) => `if (m0 + ${i}u < u.Cig) { DX[(n${j} * u.Cin + grp * u.Cig + m0 + ${i}u) * u.HW + r${j}] = ${accRef(i, j)}; }`).join('\n    ')}
-  }`).join('\n  ')}
-}`,
-  });
-  return {
-    key,
-    build,
-    uniforms: [...geomValues(g, goff), Q, g.Ho * g.Wo, g.H * g.W],
-    grid: [cdiv(Q, TN * WX), cdiv(Cig, TM), g.groups],
-  };
-}
-
 export interface SplitPlan { splits: number; rowsPerSplit: number }
 
 /**
@@ -223,7 +159,7 @@ export function convWeightGradLaunch(g: ConvGeom, plan: SplitPlan, xoff = 0): La
   const Cog = g.Cout / g.groups;
   const Cig = g.Cin / g.groups;
   const { TM, TN, WX } = pickTile(Cog, 'MRCNN_CONVDW_TILE');
-  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const { KH, KW } = g;
   const KHW = KH * KW;
   const Kred = Cig * KHW;
   const key = `conv-dw:${staticKey(g)}:${TM}x${TN}x${WX}`;
@@ -389,7 +325,7 @@ export function convForwardV4Launch(g: ConvGeom, ep: ConvEpilogue = { bias: fals
   if (Cog % 4) throw new Error(`conv2d v4: output channels per group ${Cog} % 4 != 0`);
   const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONV4_TILE');
   const Q = TN / 4;
-  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const { KH, KW } = g;
   const KHW = KH * KW;
   const P = g.N * g.Ho * g.Wo;
   const key = `conv-fwd4:${staticKey(g)}:${TM}x${TN}x${WX}${ep.bias ? ':bias' : ''}${ep.relu ? ':relu' : ''}`;
@@ -443,71 +379,6 @@ ${ep.bias ? '@group(0) @binding(2) var<storage, read> Bias: array<f32>;' : ''}
 }
 
 /**
- * Input gradient, vec4. Bindings: dY [N,Cout,Ho,Wo] (from goff), WtX [G,Cog,KH·KW,Cig] (weight
- * with ci innermost), dX [N,Cin,H,W]. Needs Cig % 4 == 0. Rows are input pixels (uniform), so
- * tap validity/offsets are uniform scalars, hoisted out of the channel loop up to 3×3.
- */
-export function convInputGradV4Launch(g: ConvGeom, goff = 0): Launch {
-  const Cig = g.Cin / g.groups;
-  if (Cig % 4) throw new Error(`conv2d dX v4: input channels per group ${Cig} % 4 != 0`);
-  const { TM, TN, WX } = pickV4Tile(Cig, 'MRCNN_CONVDX4_TILE');
-  const Q = TN / 4;
-  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
-  const KHW = KH * KW;
-  const Qpx = g.N * g.H * g.W;
-  const key = `conv-dx4:${staticKey(g)}:${TM}x${TN}x${WX}`;
-  const rows = range(TM);
-  const qs = range(Q);
-  const hoist = false; // as the forward: unrolled taps cost 7-17 s of lavapipe compile per pipeline
-  const tapDecl = (i: number, kh: string, kw: string, sfx: string) => {
-    const th = `(i32(ih${i}) + u.padT - i32(${kh}) * i32(u.dh))`;
-    const tw = `(i32(iw${i}) + u.padL - i32(${kw}) * i32(u.dw))`;
-    const okH = SH === 1 ? `u32(${th}) < u.Ho` : `(${th} >= 0 && ${th} % i32(u.sh) == 0 && u32(${th}) / u.sh < u.Ho)`;
-    const okW = SW === 1 ? `u32(${tw}) < u.Wo` : `(${tw} >= 0 && ${tw} % i32(u.sw) == 0 && u32(${tw}) / u.sw < u.Wo)`;
-    return `let ok${i}_${sfx} = ${okH} && ${okW}; let o${i}_${sfx} = select(0u, (u32(${th}) / u.sh) * u.Wo + u32(${tw}) / u.sw, ok${i}_${sfx});`;
-  };
-  const tapFma = (t: string, sfx: string) => `{ let kb = (wco + ${t}) * u.Cig4; ${qs.map((q) => `let b${q} = WtX[kb + c${q}];`).join(' ')}
-      ${rows.map((i) => `{ let a = select(0.0, G[gc${i} + o${i}_${sfx}], ok${i}_${sfx}); ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n      ')} }`;
-  const pre = hoist ? range(KHW).map((t) => rows.map((i) => tapDecl(i, `${Math.floor(t / KW)}`, `${t % KW}`, `${t}`)).join(' ')).join('\n  ') : '';
-  const body = hoist
-    ? range(KHW).map((t) => tapFma(`${t}u`, `${t}`)).join('\n    ')
-    : `for (var t = 0u; t < ${KHW}u; t++) { let kh = t / ${KW}u; let kw = t % ${KW}u; ${rows.map((i) => tapDecl(i, 'kh', 'kw', 't')).join(' ')}
-      ${tapFma('t', 't')} }`;
-  const build = () => ({
-    uniforms: [...geomUniforms, ['Q', 'u32'], ['HoWo', 'u32'], ['HW', 'u32'], ['Cig4', 'u32']] as [string, 'u32' | 'i32'][],
-    code: `
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> WtX: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
-@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let grp = wid.z;
-  let qb = wid.y * ${TM}u;
-  let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
-  if (cq >= u.Cig4) { return; }
-  ${qs.map((q) => `let c${q} = min(cq + ${q}u, u.Cig4 - 1u);`).join(' ')}
-  ${rows.map((i) => `let q${i} = min(qb + ${i}u, u.Q - 1u); let n${i} = q${i} / u.HW; let r${i} = q${i} % u.HW; let ih${i} = r${i} / u.W; let iw${i} = r${i} % u.W;
-  let gb${i} = u.xoff + (n${i} * u.Cout + grp * u.Cog) * u.HoWo;`).join('\n  ')}
-  ${pre}
-  ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
-  for (var co = 0u; co < u.Cog; co++) {
-    let wco = (grp * u.Cog + co) * ${KHW}u;
-    ${rows.map((i) => `let gc${i} = gb${i} + co * u.HoWo;`).join(' ')}
-    ${body}
-  }
-  ${rows.map((i) => `if (qb + ${i}u < u.Q) {
-    ${qs.map((q) => `if (cq + ${q}u < u.Cig4) { ${range(4).map((c) => `DX[(n${i} * u.Cin + grp * u.Cig + (cq + ${q}u) * 4u + ${c}u) * u.HW + r${i}] = acc${i}_${q}[${c}];`).join(' ')} }`).join('\n    ')}
-  }`).join('\n  ')}
-}`,
-  });
-  return {
-    key,
-    build,
-    uniforms: [...geomValues(g, goff), Qpx, g.Ho * g.Wo, g.H * g.W, Cig / 4],
-    grid: [cdiv(Cig / 4, Q * WX), cdiv(Qpx, TM), g.groups],
-  };
-}
-
-/**
  * Weight gradient pass 1, vec4. Bindings: X [N,Cin,H,W] (from xoff), dYt [N,Ho·Wo,Cout] (dY
  * channels-last), Out as convWeightGradLaunch. Rows are (ci,kh,kw) (uniform gathers from X),
  * lanes stream Cog as vec4. Needs Cog % 4 == 0.
@@ -518,7 +389,7 @@ export function convWeightGradV4Launch(g: ConvGeom, plan: SplitPlan, xoff = 0): 
   if (Cog % 4) throw new Error(`conv2d dW v4: output channels per group ${Cog} % 4 != 0`);
   const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONVDW4_TILE');
   const Q = TN / 4;
-  const { KH, KW, strideH: SH, strideW: SW, dilH: DH, dilW: DW } = g;
+  const { KH, KW } = g;
   const KHW = KH * KW;
   const Kred = Cig * KHW;
   const key = `conv-dw4:${staticKey(g)}:${TM}x${TN}x${WX}`;

@@ -91,6 +91,27 @@ test('conv2d: tile edges (rows > 16, columns over many tiles), ResNet-like shape
   for (let i = 0; i < cases.length; i++) await checkAgainstAdjoint(cases[i], 500 + i);
 });
 
+test('conv2d dX stride phases: phases with no valid taps (stride > kernel, dilation = stride), 1x1 routes, grid spill', async () => {
+  const c = (N: number, Cin: number, Cout: number, H: number, W: number, k: [number, number], stride: [number, number], pad: [number, number, number, number], dil: [number, number] = [1, 1], groups = 1): Cfg => ({ N, Cin, Cout, H, W, k, stride, pad, dil, groups, bias: false });
+  const cases: Cfg[] = [
+    c(2, 8, 12, 9, 8, [1, 1], [1, 1], [0, 0, 0, 0]), // 1x1 stride 1: a single phase, one tap
+    c(2, 8, 12, 9, 8, [1, 1], [2, 2], [0, 0, 0, 0]), // 1x1 stride 2: three of four phases have no tap
+    c(1, 4, 8, 11, 10, [2, 2], [3, 3], [0, 0, 0, 0]), // stride 3 > kernel 2: phase 2 empty per axis
+    c(2, 12, 8, 9, 9, [3, 3], [2, 2], [2, 2, 2, 2], [2, 2]), // dilation = stride: odd phases empty
+    c(1, 8, 4, 7, 8, [3, 2], [2, 3], [1, 0, 0, 1]), // mixed strides, asymmetric padding
+    c(1, 3, 8, 9, 10, [7, 7], [2, 2], [3, 3, 3, 3]), // RGB stem: 3 channels padded to 4, y-lanes
+    c(2, 6, 6, 6, 5, [3, 3], [2, 1], [1, 1, 1, 1], [1, 1], 6), // depthwise: Cig 1 padded to 4
+    c(1, 2, 3, 1, 5, [1, 3], [2, 2], [0, 0, 1, 1]), // H 1 < stride: phases with no pixels
+  ];
+  for (let i = 0; i < cases.length; i++) await checkAgainstAdjoint(cases[i], 700 + i);
+  process.env.MRCNN_CONVDX_MAXGRIDY = '2'; // row blocks spill into grid z
+  try {
+    await checkAgainstAdjoint(c(3, 64, 8, 13, 11, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 2), 720); // Cig 32: 32-row blocks, 4 per phase
+  } finally {
+    delete process.env.MRCNN_CONVDX_MAXGRIDY;
+  }
+});
+
 test('conv2d: finite differences of the float64 reference and of the GPU analytic grads', async () => {
   const small: Cfg[] = [
     { N: 1, Cin: 3, Cout: 5, H: 5, W: 6, k: [3, 3], stride: [2, 1], pad: [1, 0, 2, 1], dil: [1, 2], groups: 1, bias: true },
