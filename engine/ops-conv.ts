@@ -5,6 +5,7 @@ import { empty, Tensor, viewOf } from './tensor.ts';
 import { add, assignInto, reshape, run, sum, zeros } from './ops.ts';
 import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convWeightGradV4Launch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
 import { convInputGradPhaseLaunch, convPhases } from '../kernels/conv-grad.ts';
+import { canVec4, matmulVec4Launch, type MatmulDims } from '../kernels/matmul.ts';
 import { dense, epilogueOps, freeIfCopy, normOps, poolOps, reluMask } from './ops-norm.ts';
 
 export type Pair = number | [number, number];
@@ -54,6 +55,25 @@ function weightPerGroupT(g: ConvGeom, w: Tensor): Tensor {
   return t;
 }
 
+/**
+ * A 1×1, stride-1, unpadded, ungrouped conv is per image a GEMM over channels:
+ *   forward Y[n] = W · X[n] ([Cout, Cin]·[Cin, H·W]), input grad dX[n] = Wᵀ · dY[n].
+ * Runs on matmul-v4 over strided views (weight rows workgroup-uniform, pixels as vec4 lanes, so
+ * the NCHW output is written as contiguous vec4 rows) when the pixel count and offset allow vec4.
+ */
+function conv1x1Dims(g: ConvGeom, transposeW: boolean, bOffset: number): MatmulDims | null {
+  if (process.env.MRCNN_CONV1X1_IMPLICIT || g.KH !== 1 || g.KW !== 1 || g.strideH !== 1 || g.strideW !== 1 || g.padT || g.padL || g.groups !== 1 || g.Ho !== g.H || g.Wo !== g.W) return null;
+  const hw = g.H * g.W;
+  const [M, K] = transposeW ? [g.Cin, g.Cout] : [g.Cout, g.Cin];
+  const d: MatmulDims = {
+    batch: g.N, M, N: hw, K,
+    aStrides: [0, transposeW ? 1 : g.Cin, transposeW ? g.Cin : 1], aOffset: 0,
+    bStrides: [K * hw, hw, 1], bOffset,
+  };
+  return canVec4(d) && M >= 16 ? d : null;
+}
+const mm1x1 = (d: MatmulDims) => matmulVec4Launch(d, false, 0, { TM: 16, TN: 8, WX: 16, WY: 1 });
+
 const useV4 = (cols: number) => cols % 4 === 0 && !process.env.MRCNN_CONV_SCALAR;
 
 export function convForwardRaw(g: ConvGeom, x: Tensor, w: Tensor, b: Tensor | null, relu = false): Tensor {
@@ -61,7 +81,10 @@ export function convForwardRaw(g: ConvGeom, x: Tensor, w: Tensor, b: Tensor | nu
   const wd = dense(w);
   const bd = b ? dense(b) : null;
   const y = empty([g.N, g.Cout, g.Ho, g.Wo], 'f32', 'conv2d');
-  if (useV4(g.Cout / g.groups)) {
+  const mm = !bd && !relu ? conv1x1Dims(g, false, xd.offset) : null;
+  if (mm) {
+    run(mm1x1(mm), [wd, xd, y]);
+  } else if (useV4(g.Cout / g.groups)) {
     const wt = weightPerGroupT(g, wd);
     run(convForwardV4Launch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wt, bd, y] : [xd, wt, y]);
     wt.dispose();
@@ -79,6 +102,13 @@ export function convInputGradRaw(g: ConvGeom, gy: Tensor, w: Tensor): Tensor {
   const gd = gy.isContiguous ? gy : dense(gy);
   const wd = dense(w);
   const dx = empty([g.N, g.Cin, g.H, g.W], 'f32', 'conv2d-dx');
+  const mm = conv1x1Dims(g, true, gd.offset);
+  if (mm) {
+    run(mm1x1(mm), [wd, gd, dx]);
+    freeIfCopy(gd, gy);
+    freeIfCopy(wd, w);
+    return dx;
+  }
   const Cig = g.Cin / g.groups;
   // [G, Cog, Cig, KH·KW] → [G, KH·KW, Cog, Cig4·4]: taps outermost (one uniform branch per tap
   // and phase), input channels innermost for vec4 loads, zero-padded to a multiple of 4.

@@ -91,10 +91,12 @@ test('conv2d: tile edges (rows > 16, columns over many tiles), ResNet-like shape
   for (let i = 0; i < cases.length; i++) await checkAgainstAdjoint(cases[i], 500 + i);
 });
 
-test('conv2d dX stride phases: phases with no valid taps (stride > kernel, dilation = stride), 1x1 routes, grid spill', async () => {
+test('conv2d dX stride phases: phases with no valid taps (stride > kernel, dilation = stride), 1x1 matmul route, grid spill', async () => {
   const c = (N: number, Cin: number, Cout: number, H: number, W: number, k: [number, number], stride: [number, number], pad: [number, number, number, number], dil: [number, number] = [1, 1], groups = 1): Cfg => ({ N, Cin, Cout, H, W, k, stride, pad, dil, groups, bias: false });
   const cases: Cfg[] = [
     c(2, 8, 12, 9, 8, [1, 1], [1, 1], [0, 0, 0, 0]), // 1x1 stride 1: a single phase, one tap
+    c(3, 20, 16, 6, 6, [1, 1], [1, 1], [0, 0, 0, 0]), // 1x1 on matmul-v4 (H·W % 4 == 0): fwd and dX
+    c(2, 36, 20, 4, 5, [1, 1], [1, 1], [0, 0, 0, 0]), // ... with row tails (36, 20 rows over 16)
     c(2, 8, 12, 9, 8, [1, 1], [2, 2], [0, 0, 0, 0]), // 1x1 stride 2: three of four phases have no tap
     c(1, 4, 8, 11, 10, [2, 2], [3, 3], [0, 0, 0, 0]), // stride 3 > kernel 2: phase 2 empty per axis
     c(2, 12, 8, 9, 9, [3, 3], [2, 2], [2, 2, 2, 2], [2, 2]), // dilation = stride: odd phases empty
