@@ -124,7 +124,7 @@ async function main(): Promise<void> {
       const row = toRow(c, ours.ms, ours.timing, tfjs, rowCeil);
       const tfjsMs = row.tfjsMs;
       rows.push(row);
-      console.log(`${c.family}/${c.name} ${c.shape}: ${row.ms.toFixed(3)} ms ${row.gflops ? `${row.gflops.toFixed(1)} GFLOP/s ` : ''}${row.gbps ? `${row.gbps.toFixed(2)} GB/s ` : ''}(${row.pctCeiling?.toFixed(0)}% of ceiling ${rowCeil.fmaGflops.toFixed(0)} GFLOP/s / ${rowCeil.copyGbps.toFixed(1)} GB/s)${tfjsMs ? `, tfjs ${tfjsMs.toFixed(2)} ms → ${row.speedupVsTfjs!.toFixed(2)}×` : ''}; compile ${(rt.stats.compileMs - compile0).toFixed(0)} ms`);
+      console.log(`${c.family}/${c.name} ${c.shape}: ${row.ms.toFixed(3)} ms ${row.gflops ? `${row.gflops.toFixed(1)} GFLOP/s ` : ''}${row.gbps ? `${row.gbps.toFixed(2)} GB/s ` : ''}(${row.pctCeiling === null ? '—' : row.pctCeiling.toFixed(0)}% of ceiling ${rowCeil.fmaGflops.toFixed(0)} GFLOP/s / ${rowCeil.copyGbps.toFixed(1)} GB/s)${tfjsMs ? `, tfjs ${tfjsMs.toFixed(2)} ms → ${row.speedupVsTfjs!.toFixed(2)}×` : ''}; compile ${(rt.stats.compileMs - compile0).toFixed(0)} ms`);
     }
   }
   console.log('\n' + formatTable(rows));
