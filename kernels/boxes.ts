@@ -2,7 +2,7 @@
 // anchor_utils.py): pairwise IoU, BoxCoder encode/decode, clip, small-box mask, stream compaction,
 // anchor grids (torchvision and py-faster-rcnn base anchors), Matcher and the balanced
 // positive/negative sampler keys. Boxes are xyxy f32 [N, 4] contiguous.
-import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
+import { type Launch, cdiv, grid1d, WG_LINEAR, workgroupScanWgsl } from './common.ts';
 
 const WG = 256;
 const lin = (body: string, bindings: string, uniforms: [string, 'u32' | 'i32' | 'f32' | 'vec4f'][], key: string, values: number[], n: number, extra = ''): Launch => ({
@@ -102,13 +102,7 @@ var<workgroup> sums: array<u32, ${WG}>;
   sums[lid] = c;
   workgroupBarrier();
   // Hillis-Steele inclusive scan
-  for (var d = 1u; d < ${WG}u; d = d * 2u) {
-    var v = 0u;
-    if (lid >= d) { v = sums[lid - d]; }
-    workgroupBarrier();
-    sums[lid] += v;
-    workgroupBarrier();
-  }
+  ${workgroupScanWgsl(WG)}
   var o = sums[lid] - c;
   for (var i = s; i < e; i++) { if (mask[i] != 0) { idx[o] = i32(i); o++; } }
   let total = sums[${WG - 1}u];

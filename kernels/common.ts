@@ -160,3 +160,17 @@ export function plan3(shape: number[], strides: number[][]): Grid3 | null {
 /** WGSL preamble for plan3 kernels: bounds check and i32 coords c0 (z), c1 (y), c2 (x). Uniform `d` is vec4u. */
 export const GRID3_COORDS = `if (gid.x >= u.d.z || gid.y >= u.d.y || gid.z >= u.d.x) { return; }
   let c0 = i32(gid.z); let c1 = i32(gid.y); let c2 = i32(gid.x);`;
+
+/**
+ * WGSL: in-place Hillis–Steele inclusive scan of `sums` (a `var<workgroup> array<u32, wg>` holding
+ * one count per invocation, indexed by `lid`); every invocation must reach it (it has barriers).
+ */
+export function workgroupScanWgsl(wg: number): string {
+  return `for (var d = 1u; d < ${wg}u; d = d * 2u) {
+    var v = 0u;
+    if (lid >= d) { v = sums[lid - d]; }
+    workgroupBarrier();
+    sums[lid] += v;
+    workgroupBarrier();
+  }`;
+}

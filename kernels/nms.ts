@@ -12,7 +12,7 @@
 // 250k boxes); the mask pass of a chunk skips rows already suppressed by earlier chunks.
 // Batched NMS compares a category per box (IoU 0 across categories), which is what torchvision's
 // coordinate-offset trick computes, without rounding the offset coordinates in f32.
-import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
+import { type Launch, cdiv, grid1d, WG_LINEAR, workgroupScanWgsl } from './common.ts';
 
 const WG = 256;
 
@@ -248,13 +248,7 @@ var<workgroup> sums: array<u32, ${WG}>;
   for (var i = s; i < e; i++) { if (imageOf[keep[i]] == b) { c++; } }
   sums[lid] = c;
   workgroupBarrier();
-  for (var d = 1u; d < ${WG}u; d = d * 2u) {
-    var v = 0u;
-    if (lid >= d) { v = sums[lid - d]; }
-    workgroupBarrier();
-    sums[lid] += v;
-    workgroupBarrier();
-  }
+  ${workgroupScanWgsl(WG)}
   var o = sums[lid] - c;
   let row = wid.x * u.topN;
   for (var i = s; i < e && o < u.topN; i++) { if (imageOf[keep[i]] == b) { out[row + o] = keep[i]; o++; } }
