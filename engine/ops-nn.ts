@@ -1,15 +1,14 @@
 // NN op table: matmul, softmax family, losses, gather/scatter, concat/stack/pad, random.
 import { apply, type OpDef } from './autograd.ts';
 import { empty, Tensor, viewOf, type DType } from './tensor.ts';
-import { runtime } from './runtime.ts';
-import { coalesce, numel, contiguousStrides } from '../kernels/common.ts';
+import { coalesce, numel } from '../kernels/common.ts';
 import { canVec4, matmulLaunch, matmulVec4Launch, type MatmulDims } from '../kernels/matmul.ts';
 import { mapLaunch, broadcastShapes } from '../kernels/elementwise.ts';
 import { gatherLaunch, scatterAddLaunch } from '../kernels/layout.ts';
 import { randomLaunch } from '../kernels/random.ts';
 import { softmaxBackwardLaunch, softmaxLaunch } from '../kernels/softmax.ts';
 import {
-  add, assignInto, cast, contiguous, div, expand, full, mul, narrow, ne, neg, permute, reshape, run, slice, sum, sumTo, transpose, unsqueeze, zeros,
+  assignInto, cast, contiguous, div, expand, full, mul, narrow, ne, neg, permute, reshape, run, slice, sum, sumTo, transpose, unsqueeze, zeros,
 } from './ops.ts';
 
 // ---- matmul ------------------------------------------------------------------------------------
@@ -357,4 +356,3 @@ export const nnOps = {
   pad: padOp,
 } satisfies Record<string, OpDef>;
 
-export { contiguousStrides, add, runtime };

@@ -105,8 +105,7 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
   const aK1 = d.aStrides[2] === 1;
   // Measured on lavapipe: also reading A as vec4 along K (4 k-steps per load) was 1.3-1.9x
   // slower (register pressure), so A stays scalar and workgroup-uniform.
-  const aK4 = false;
-  const key = `matmul-v4:${TM}x${TN}:${WX}:a${aK4 ? 'k4' : aK1 ? 'k1' : 'g'}${accumulate ? ':acc' : ''}`;
+  const key = `matmul-v4:${TM}x${TN}:${WX}:a${aK1 ? 'k1' : 'g'}${accumulate ? ':acc' : ''}`;
   const rows = Array.from({ length: TM }, (_, i) => i);
   const qs = Array.from({ length: Q }, (_, q) => q);
   // Scalar accumulators: lavapipe runs scalar FMA chains at ~2x the rate of vec4 chains
@@ -117,13 +116,7 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
     scalarAcc
       ? qs.map((q) => [0, 1, 2, 3].map((c) => `acc${i}_${q}_${c} = fma(${a}, b${q}[${c}], acc${i}_${q}_${c});`).join(' ')).join(' ')
       : qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(${a}), b${q}, acc${i}_${q});`).join(' ');
-  const body = aK4
-    ? `for (var k4 = 0u; k4 < u.K / 4u; k4++) {
-    ${rows.map((i) => `let a${i} = A[ar${i} + k4];`).join(' ')}
-    ${[0, 1, 2, 3].map((kk) => `{ let kb = (k4 * 4u + ${kk}u) * u.bsk4; ${qs.map((q) => `let b${q} = B[bc${q} + kb];`).join(' ')}
-      ${rows.map((i) => fmaRow(i, `a${i}[${kk}]`)).join('\n      ')} }`).join('\n    ')}
-  }`
-    : `for (var k = 0u; k < u.K; k++) {
+  const body = `for (var k = 0u; k < u.K; k++) {
     ${qs.map((q) => `let b${q} = B[bc${q} + k * u.bsk4];`).join(' ')}
     ${rows.map((i) => `{ let a = A[ar${i} + k${aK1 ? '' : ' * u.sak'}]; ${fmaRow(i, 'a')} }`).join('\n    ')}
   }`;
@@ -134,7 +127,7 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
       ['boff4', 'u32'], ['bsb4', 'u32'], ['bsk4', 'u32'], ['coff', 'u32'],
     ] as [string, 'u32'][],
     code: `
-@group(0) @binding(0) var<storage, read> A: array<${aK4 ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -142,9 +135,9 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
   let m0 = wid.y * ${TM}u;
   let n4 = (wid.x * ${WX}u + lid.x) * ${Q}u;
   if (n4 * 4u >= u.N) { return; }
-  let abase = ${aK4 ? '(u.aoff + b * u.sab) / 4u' : 'u.aoff + b * u.sab'};
+  let abase = u.aoff + b * u.sab;
   let bbase = u.boff4 + b * u.bsb4;
-  ${rows.map((i) => `let ar${i} = abase + min(m0 + ${i}u, u.M - 1u) * ${aK4 ? '(u.sam / 4u)' : 'u.sam'};`).join('\n  ')}
+  ${rows.map((i) => `let ar${i} = abase + min(m0 + ${i}u, u.M - 1u) * u.sam;`).join('\n  ')}
   ${qs.map((q) => `let bc${q} = bbase + min(n4 + ${q}u, u.N / 4u - 1u);`).join('\n  ')}
   ${rows.map((i) => qs.map((q) => (scalarAcc ? [0, 1, 2, 3].map((c) => `var acc${i}_${q}_${c} = 0.0;`).join(' ') : `var acc${i}_${q} = vec4<f32>();`)).join(' ')).join(' ')}
   ${body}
