@@ -133,18 +133,19 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: { ignoreIndex
 
 interface PairLossAttrs { kind: 'smoothL1' | 'l1' | 'bce'; beta: number }
 // Forward expr over (a = input, b = target); backward exprs over (a = g, b = input, c = target).
+// Valid for scalar and vec4 operands (T is the operand type), so flat inputs take the vec4 path.
 const pairLoss: Record<PairLossAttrs['kind'], { f: string; dx: string; dy: string }> = {
   // torch smooth_l1_loss: beta == 0 is exactly L1.
   smoothL1: {
-    f: 'select(abs(a - b) - 0.5 * u.s0, 0.5 * (a - b) * (a - b) / u.s0, abs(a - b) < u.s0)',
-    dx: 'a * select(sign(b - c), (b - c) / u.s0, abs(b - c) < u.s0)',
-    dy: '-a * select(sign(b - c), (b - c) / u.s0, abs(b - c) < u.s0)',
+    f: 'select(abs(a - b) - 0.5 * u.s0, 0.5 * (a - b) * (a - b) / u.s0, abs(a - b) < T(u.s0))',
+    dx: 'a * select(sign(b - c), (b - c) / u.s0, abs(b - c) < T(u.s0))',
+    dy: '-a * select(sign(b - c), (b - c) / u.s0, abs(b - c) < T(u.s0))',
   },
   l1: { f: 'abs(a - b)', dx: 'a * sign(b - c)', dy: '-a * sign(b - c)' },
   // max(x,0) - x·y + log1p(exp(-|x|)): stable for large |x|.
   bce: {
-    f: 'max(a, 0.0) - a * b + log(1.0 + exp(-abs(a)))',
-    dx: 'a * (select(exp(b) / (1.0 + exp(b)), 1.0 / (1.0 + exp(-b)), b >= 0.0) - c)',
+    f: 'max(a, T(0)) - a * b + log(1.0 + exp(-abs(a)))',
+    dx: 'a * (select(exp(-abs(b)), T(1), b >= T(0)) / (1.0 + exp(-abs(b))) - c)',
     dy: '-a * b',
   },
 };
@@ -156,7 +157,7 @@ const pairLossOp: OpDef<PairLossAttrs> = {
     if (out.size === 0) return out;
     const xv = expand(x, shape);
     const yv = expand(y, shape);
-    run(mapLaunch(`loss-${kind}`, pairLoss[kind].f, ['f32', 'f32'], 'f32', [xv.view, yv.view], shape, beta), [xv, yv, out]);
+    run(mapLaunch(`loss-${kind}`, pairLoss[kind].f, ['f32', 'f32'], 'f32', [xv.view, yv.view], shape, beta, 0, true), [xv, yv, out]);
     if (xv !== x) xv.dispose();
     if (yv !== y) yv.dispose();
     return out;
@@ -168,7 +169,7 @@ const pairLossOp: OpDef<PairLossAttrs> = {
       if (!m.requiresGrad) return null;
       const out = empty(shape, 'f32', `${kind}-${which}`);
       const vs = [g, expand(x, shape), expand(y, shape)];
-      run(mapLaunch(`loss-${kind}-${which}`, pairLoss[kind][which], ['f32', 'f32', 'f32'], 'f32', vs.map((v) => v.view), shape, beta), [...vs, out]);
+      run(mapLaunch(`loss-${kind}-${which}`, pairLoss[kind][which], ['f32', 'f32', 'f32'], 'f32', vs.map((v) => v.view), shape, beta, 0, true), [...vs, out]);
       return sumTo(out, m.shape);
     };
     return [grad('dx', mx), grad('dy', my)];

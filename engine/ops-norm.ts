@@ -21,7 +21,7 @@ export const freeIfCopy = (c: Tensor, t: Tensor) => c !== t && c.dispose();
 export function reluMask(g: Tensor, y: Tensor): Tensor {
   const gd = dense(g);
   const out = empty(g.shape, 'f32', 'relu-mask');
-  run(mapLaunch('reluMask', 'select(0.0, a, b > 0.0)', ['f32', 'f32'], 'f32', [gd.view, y.view], g.shape), [gd, y, out]);
+  run(mapLaunch('reluMask', 'select(T(0), a, b > T(0))', ['f32', 'f32'], 'f32', [gd.view, y.view], g.shape, 0, 0, true), [gd, y, out]);
   freeIfCopy(gd, g);
   return out;
 }
@@ -345,7 +345,7 @@ const addReluOp: OpDef<{}> = {
   forward: ([a, b]) => {
     if (a.shape.join() !== b.shape.join()) throw new Error(`addRelu: shapes differ [${a.shape}] vs [${b.shape}]`);
     const out = empty(a.shape, 'f32', 'addRelu');
-    run(mapLaunch('addRelu', 'max(a + b, 0.0)', ['f32', 'f32'], 'f32', [a.view, b.view], a.shape), [a, b, out]);
+    run(mapLaunch('addRelu', 'max(a + b, T(0))', ['f32', 'f32'], 'f32', [a.view, b.view], a.shape, 0, 0, true), [a, b, out]);
     return out;
   },
   save: (_i, out) => [out],

@@ -5,7 +5,7 @@ import { empty, fromArray, Tensor, viewOf, type DType } from './tensor.ts';
 import { runtime } from './runtime.ts';
 import { type Launch, contiguousStrides, numel } from '../kernels/common.ts';
 import { BINARY, type BinaryOp, broadcastShapes, binaryLaunch, castLaunch, COMPARE, type CompareOp, compareLaunch, mapLaunch, type UnaryOp, UNARY, unaryLaunch, whereLaunch } from '../kernels/elementwise.ts';
-import { isArgReduce, partialsLaunch, reduceLaunch, TARGET_THREADS_CPU, TARGET_THREADS_GPU, type ReduceOp } from '../kernels/reduce.ts';
+import { isArgReduce, partialsLaunch, reduceColsVec4Launch, reduceLaunch, TARGET_THREADS_CPU, TARGET_THREADS_GPU, type ReduceOp } from '../kernels/reduce.ts';
 import { assignLaunch } from '../kernels/layout.ts';
 
 /** Runs a launch over tensors' whole buffers (tensors in binding order). */
@@ -436,7 +436,8 @@ function reduceRaw(op: ReduceOp, x: Tensor, dims: number[], scale = 1): Tensor {
     run(mapLaunch('fill', 'T(u.s0)', [], outType, [], keptShape, 0), [out]);
     return out;
   }
-  const { launch, plan } = reduceLaunch(op, x.dtype, x.view, dims, scale, runtime().dev.isCpu ? TARGET_THREADS_CPU : TARGET_THREADS_GPU);
+  const target = runtime().dev.isCpu ? TARGET_THREADS_CPU : TARGET_THREADS_GPU;
+  const { launch, plan } = reduceColsVec4Launch(op, x.dtype, x.view, dims, scale, target) ?? reduceLaunch(op, x.dtype, x.view, dims, scale, target);
   if (plan.chunks === 1) {
     run(launch, [x, out]);
     return out;

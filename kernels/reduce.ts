@@ -210,3 +210,58 @@ export function refReduce(op: ReduceOp, x: ArrayLike<number>, shape: number[], r
   }
   return out;
 }
+
+/**
+ * Leading-dim reduction of a [R, C] view with unit column stride (sum over a batch, column sums):
+ * a thread owns 4 adjacent columns as a vec4 and a block of rows. The generic kernel gives each
+ * lane one column, so every row step pays lavapipe's per-lane load loop for one float; here it
+ * fetches four. Returns null when the view does not fit (C % 4, strides/offset not 16-byte
+ * aligned, arg ops): the generic kernel handles those. Partials [C, P] feed partialsLaunch.
+ */
+export function reduceColsVec4Launch(op: ReduceOp, dtype: DType, x: View, red: number[], scale = 1, targetThreads = TARGET_THREADS_GPU): { launch: Launch; plan: ReducePlan } | null {
+  if (dtype !== 'f32' || isArgReduce(op)) return null;
+  const keptDims = x.shape.map((_, i) => i).filter((i) => !red.includes(i));
+  const kc = coalesce(keptDims.map((i) => x.shape[i]), [keptDims.map((i) => x.strides[i])]);
+  const rc = coalesce(red.map((i) => x.shape[i]), [red.map((i) => x.strides[i])]);
+  if (kc.shape.length !== 1 || rc.shape.length !== 1 || kc.strides[0][0] !== 1) return null;
+  const [C] = kc.shape;
+  const [R] = rc.shape;
+  const rowStride = rc.strides[0][0];
+  if (C % 4 !== 0 || rowStride % 4 !== 0 || rowStride <= 0 || x.offset % 4 !== 0) return null;
+  const C4 = C / 4;
+  const P = C4 >= targetThreads / 4 ? 1 : Math.max(1, Math.min(cdiv(targetThreads, C4), Math.floor(R / 16)));
+  const blk = cdiv(R, P);
+  const final = P === 1;
+  const comb = op === 'sum' ? 'va = va + vb;' : `va = ${op}(va, vb);`;
+  const id = identity(op, dtype);
+  return {
+    plan: { nOut: C, R, chunks: P },
+    launch: {
+      key: `reduce-cols4:${op}:${final ? 'final' : 'partial'}`,
+      build: () => ({
+        uniforms: [['C4', 'u32'], ['R', 'u32'], ['P', 'u32'], ['blk', 'u32'], ['rs4', 'u32'], ['off4', 'u32'], ['scale', 'f32']],
+        code: `
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${WG_LINEAR}
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = wgLinear(wid, nwg) * 64u + lid;
+  if (t >= u.C4 * u.P) { return; }
+  let c4 = t % u.C4;
+  let p = t / u.C4;
+  var va = vec4<f32>(${id});
+  let r1 = min(u.R, (p + 1u) * u.blk);
+  for (var r = p * u.blk; r < r1; r++) {
+    let vb = x[u.off4 + r * u.rs4 + c4];
+    ${comb}
+  }
+  ${final
+    ? `let o = vec4<f32>(va${op === 'sum' ? ' * u.scale' : ''}); out[c4 * 4u] = o.x; out[c4 * 4u + 1u] = o.y; out[c4 * 4u + 2u] = o.z; out[c4 * 4u + 3u] = o.w;`
+    : 'let b = c4 * 4u * u.P + p; out[b] = va.x; out[b + u.P] = va.y; out[b + 2u * u.P] = va.z; out[b + 3u * u.P] = va.w;'}
+}`,
+      }),
+      uniforms: [C4, R, P, blk, rowStride / 4, x.offset / 4, scale],
+      grid: grid1d(cdiv(C4 * P, 64)),
+    },
+  };
+}

@@ -91,6 +91,8 @@ const rows: Row[] = [
   un('abs', E.abs, [4, 5]),
   un('relu', E.relu, [3, 7]),
   un('sigmoid', E.sigmoid, [1, 13], -6, 6),
+  // vec4 path (numel % 4 == 0) over both tails: exp(-|x|) never overflows.
+  un('sigmoid', E.sigmoid, [4, 6], -60, 60),
   un('tanh', E.tanh, [13], -3, 3),
   un('powS', (x) => E.pow(x, 3), [11], -2, 2, 3),
   un('powS', (x) => E.pow(x, 0.5), [9], 0.2, 2, 0.5),
@@ -104,12 +106,30 @@ const rows: Row[] = [
   bin('div', E.div, [5, 4], [5, 1], 0.5, 2),
   bin('maximum', E.maximum, [6, 7], [7]),
   bin('minimum', E.minimum, [3, 1], [1, 8]),
+  // rows4 path: inner dim % 4 == 0, one operand broadcast along rows (inner stride 1) or per row (inner stride 0).
+  bin('add', E.add, [5, 12], [12]),
+  bin('mul', E.mul, [2, 3, 8], [3, 1]),
+  bin('sub', E.sub, [3, 1, 8], [1, 5, 8]),
+  bin('maximum', E.maximum, [2, 1, 4], [2, 3, 1]),
+  { name: 'where(x > 0, x, y) vec4 path, scalar-broadcast compare', inputs: [{ shape: [16] }, { shape: [16] }], gpu: ([a, b]) => E.where(E.gt(a, 0), a, b), ref: ([a, b]) => a.map((v, i) => (v > 0 ? v : b[i])) },
   // Non-contiguous inputs: transposed and sliced views feed elementwise kernels directly.
   {
     name: 'mul on transposed view [4,6]ᵀ·[6,4]',
     inputs: [{ shape: [4, 6] }, { shape: [6, 4] }],
     gpu: ([a, b]) => E.mul(E.transpose(a), b),
     ref: ([a, b]) => refPermute(a, [4, 6], [1, 0]).map((v, i) => v * b[i]),
+  },
+  {
+    name: 'mul on transposed view, 4x4 tile path [8,12]ᵀ·[12,8]',
+    inputs: [{ shape: [8, 12] }, { shape: [12, 8] }],
+    gpu: ([a, b]) => E.mul(E.transpose(a), b),
+    ref: ([a, b]) => refPermute(a, [8, 12], [1, 0]).map((v, i) => v * b[i]),
+  },
+  {
+    name: 'transpose → contiguous, 4x4 tile path [4,16]ᵀ',
+    inputs: [{ shape: [4, 16] }],
+    gpu: ([a]) => E.contiguous(E.transpose(a)),
+    ref: ([a]) => refPermute(a, [4, 16], [1, 0]),
   },
   {
     name: 'exp on strided slice [7,9][1:6:2, ::3]',
@@ -152,6 +172,11 @@ const rows: Row[] = [
   red('max', (x) => E.max(x, [1]), [5, 7], [1], (x) => refReduce('max', x, [5, 7], [1])),
   red('min', (x) => E.min(x, [0]), [6, 3], [0], (x) => refReduce('min', x, [6, 3], [0])),
   red('max of transposed', (x) => E.max(E.transpose(x), [1]), [7, 5], [0], (x) => refReduce('max', x, [7, 5], [0])),
+  // Column (leading-dim) reductions take the vec4 kernel when the row length % 4 == 0.
+  red('sum cols vec4', (x) => E.sum(x, 0), [37, 12], [0], (x) => refReduce('sum', x, [37, 12], [0])),
+  red('sum cols vec4 split', (x) => E.sum(x, 0), [3000, 4], [0], (x) => refReduce('sum', x, [3000, 4], [0]), false),
+  red('max cols vec4', (x) => E.max(x, [0, 1]), [3, 5, 8], [0, 1], (x) => refReduce('max', x, [3, 5, 8], [0, 1])),
+  red('mean cols vec4', (x) => E.mean(x, [0]), [6, 16], [0], (x) => refReduce('sum', x, [6, 16], [0], 1 / 6)),
   red('argmax', (x) => E.cast(E.argmax(x, 1), 'f32'), [6, 11], [1], (x) => refReduce('argmax', x, [6, 11], [1]), false),
   red('argmin', (x) => E.cast(E.argmin(x, 0), 'f32'), [9, 4], [0], (x) => refReduce('argmin', x, [9, 4], [0]), false),
   red('argmax split', (x) => E.cast(E.argmax(x), 'f32'), [3000], [0], (x) => refReduce('argmax', x, [3000], [0]), false),
@@ -187,6 +212,12 @@ const rows: Row[] = [
   {
     name: 'bceWithLogits mean',
     inputs: [{ shape: [7, 3], lo: -4, hi: 4 }, { shape: [7, 3], lo: 0, hi: 1 }],
+    gpu: ([a, b]) => E.bceWithLogits(a, b),
+    ref: ([a, b]) => Float64Array.of(a.reduce((s, x, i) => s + Math.max(x, 0) - x * b[i] + Math.log1p(Math.exp(-Math.abs(x))), 0) / a.length),
+  },
+  {
+    name: 'bceWithLogits mean, vec4 path [4,6] with large logits',
+    inputs: [{ shape: [4, 6], lo: -30, hi: 30 }, { shape: [4, 6], lo: 0, hi: 1 }],
     gpu: ([a, b]) => E.bceWithLogits(a, b),
     ref: ([a, b]) => Float64Array.of(a.reduce((s, x, i) => s + Math.max(x, 0) - x * b[i] + Math.log1p(Math.exp(-Math.abs(x))), 0) / a.length),
   },
