@@ -19,6 +19,12 @@ export interface EngineDevice {
   limits: GPUSupportedLimits;
   /** A CPU implementation of Vulkan (lavapipe, SwiftShader): kernels pick CPU-friendly plans. */
   isCpu: boolean;
+  /**
+   * Subgroups of at least 8 lanes with broadcast are usable: matmul-type kernels then load 8 rows
+   * of A per lane and broadcast them (lavapipe turns each uniform load inside a loop into a
+   * per-lane scalar loop, so this cuts A loads 8x).
+   */
+  subgroups8: boolean;
   /** WGSL `var<immediate>` + setImmediates are usable (dawn.node >= 2025-11). */
   immediateBytes: number;
   /** First uncaptured error since the last check, with the label Dawn reported. */
@@ -114,6 +120,7 @@ async function createDevice(): Promise<EngineDevice> {
     features,
     isCpu: (info.architecture ?? '') === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.device ?? ''} ${info.description ?? ''}`) || (info.vendor ?? '') === 'mesa' && /llvm/i.test(info.device ?? ''),
     limits: device.limits,
+    subgroups8: features.has('subgroups') && !process.env.MRCNN_NO_SUBGROUPS && ((info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0) >= 8,
     immediateBytes: immOk ? (device.limits as unknown as Record<string, number>).maxImmediateSize ?? 0 : 0,
     pendingError: null,
     lost: null,

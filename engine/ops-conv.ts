@@ -2,10 +2,11 @@
 // and resample rows of ./ops-norm.ts) and the functional API. All tensors NCHW.
 import { apply, type OpDef } from './autograd.ts';
 import { empty, Tensor, viewOf } from './tensor.ts';
+import { runtime } from './runtime.ts';
 import { add, assignInto, reshape, run, sum, zeros } from './ops.ts';
 import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convWeightGradV4Launch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
 import { convInputGradPhaseLaunch, convPhases } from '../kernels/conv-grad.ts';
-import { canVec4, matmulVec4Launch, type MatmulDims } from '../kernels/matmul.ts';
+import { canVec4, matmulVec4Launch, type MatmulDims, vec4Tile } from '../kernels/matmul.ts';
 import { dense, epilogueOps, freeIfCopy, normOps, poolOps, reluMask } from './ops-norm.ts';
 
 export type Pair = number | [number, number];
@@ -72,7 +73,7 @@ function conv1x1Dims(g: ConvGeom, transposeW: boolean, bOffset: number): MatmulD
   };
   return canVec4(d) && M >= 16 ? d : null;
 }
-const mm1x1 = (d: MatmulDims) => matmulVec4Launch(d, false, 0, { TM: 16, TN: 8, WX: 16, WY: 1 });
+const mm1x1 = (d: MatmulDims) => matmulVec4Launch(d, false, 0, vec4Tile(d.M, runtime().dev.subgroups8));
 
 const useV4 = (cols: number) => cols % 4 === 0 && !process.env.MRCNN_CONV_SCALAR;
 

@@ -109,7 +109,9 @@ export class Runtime {
     if (bytes > 0) {
       header += immediate ? 'var<immediate> u: U;\n' : `@group(0) @binding(${storage.length}) var<uniform> u: U;\n`;
     }
-    const code = header + src.code;
+    // WGSL directives (`enable subgroups;`) must precede every declaration, the header included.
+    const directives = src.code.match(/^\s*enable [\w, ]+;\s*$/gm) ?? [];
+    const code = directives.map((d) => d.trim()).join('\n') + '\n' + header + src.code.replace(/^\s*enable [\w, ]+;\s*$/gm, '');
     if (this.dumpDir) writeFileSync(join(this.dumpDir, `${key.replace(/[^\w.-]+/g, '_')}.wgsl`), code);
     const entries: GPUBindGroupLayoutEntry[] = storage.map((s, i) => ({
       binding: i,

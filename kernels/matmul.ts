@@ -24,7 +24,18 @@ export interface MatmulDims {
  * with stride WX (adjacent lanes read adjacent B addresses; with WY = 1 all lanes share A's rows,
  * so A loads are workgroup-uniform), otherwise each thread owns TN adjacent columns.
  */
-export interface MatmulTile { TM: number; TN: number; WX: number; WY: number; inter?: boolean }
+export interface MatmulTile { TM: number; TN: number; WX: number; WY: number; inter?: boolean; sg?: boolean }
+
+/**
+ * Tile of the vec4 kernel. `subgroups8`: the device has subgroups of >= 8 lanes; then each lane
+ * loads one of 8 A rows and rows reach all lanes by subgroupBroadcast (lavapipe: 1024^3 went
+ * 14 -> ~28 GFLOP/s; with A loads cheap, taller tiles win: 32x4 on 8 lanes measured best,
+ * 24x8/16, 40x8/16 and 48x8/8 within noise, 8-row tiles half as fast).
+ */
+export function vec4Tile(M: number, subgroups8: boolean): MatmulTile {
+  if (!subgroups8) return { TM: M >= 16 ? 16 : 8, TN: 8, WX: 16, WY: 1 };
+  return M >= 32 ? { TM: 32, TN: 4, WX: 8, WY: 1, sg: true } : M >= 16 ? { TM: 16, TN: 8, WX: 8, WY: 1, sg: true } : { TM: 8, TN: 8, WX: 16, WY: 1, sg: true };
+}
 
 export function pickTile(d: MatmulDims): MatmulTile {
   const env = process.env.MRCNN_MM_TILE; // e.g. "4x4x16x4" for tuning runs
@@ -116,7 +127,17 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
     scalarAcc
       ? qs.map((q) => [0, 1, 2, 3].map((c) => `acc${i}_${q}_${c} = fma(${a}, b${q}[${c}], acc${i}_${q}_${c});`).join(' ')).join(' ')
       : qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(${a}), b${q}, acc${i}_${q});`).join(' ');
-  const body = `for (var k = 0u; k < u.K; k++) {
+  // Subgroup path: lane l loads A row (8g + l) of group g; subgroupBroadcast hands row i to all
+  // lanes. Needs subgroup-uniform control flow: no early return, loads clamped, stores masked.
+  const sg = !!tile.sg && TM % 8 === 0;
+  const groups = Array.from({ length: TM / 8 }, (_, g) => g);
+  const body = sg
+    ? `for (var k = 0u; k < u.K; k++) {
+    ${qs.map((q) => `let b${q} = B[bc${q} + k * u.bsk4];`).join(' ')}
+    ${groups.map((g) => `let aw${g} = A[arl${g} + k${aK1 ? '' : ' * u.sak'}];`).join(' ')}
+    ${rows.map((i) => `{ let a = subgroupBroadcast(aw${Math.floor(i / 8)}, ${i % 8}u); ${fmaRow(i, 'a')} }`).join('\n    ')}
+  }`
+    : `for (var k = 0u; k < u.K; k++) {
     ${qs.map((q) => `let b${q} = B[bc${q} + k * u.bsk4];`).join(' ')}
     ${rows.map((i) => `{ let a = A[ar${i} + k${aK1 ? '' : ' * u.sak'}]; ${fmaRow(i, 'a')} }`).join('\n    ')}
   }`;
@@ -126,18 +147,19 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
       ['aoff', 'u32'], ['sab', 'u32'], ['sam', 'u32'], ['sak', 'u32'],
       ['boff4', 'u32'], ['bsb4', 'u32'], ['bsk4', 'u32'], ['coff', 'u32'],
     ] as [string, 'u32'][],
-    code: `
+    code: `${sg ? 'enable subgroups;' : ''}
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
   let b = wid.z;
   let m0 = wid.y * ${TM}u;
   let n4 = (wid.x * ${WX}u + lid.x) * ${Q}u;
-  if (n4 * 4u >= u.N) { return; }
+  ${sg ? '' : 'if (n4 * 4u >= u.N) { return; }'}
   let abase = u.aoff + b * u.sab;
   let bbase = u.boff4 + b * u.bsb4;
   ${rows.map((i) => `let ar${i} = abase + min(m0 + ${i}u, u.M - 1u) * u.sam;`).join('\n  ')}
+  ${sg ? groups.map((g) => `let arl${g} = abase + min(m0 + ${g * 8}u + (sgl & 7u), u.M - 1u) * u.sam;`).join(' ') : ''}
   ${qs.map((q) => `let bc${q} = bbase + min(n4 + ${q}u, u.N / 4u - 1u);`).join('\n  ')}
   ${rows.map((i) => qs.map((q) => (scalarAcc ? [0, 1, 2, 3].map((c) => `var acc${i}_${q}_${c} = 0.0;`).join(' ') : `var acc${i}_${q} = vec4<f32>();`)).join(' ')).join(' ')}
   ${body}
@@ -146,7 +168,7 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
 }`,
   });
   return {
-    key: key + (scalarAcc ? ':sacc' : ''),
+    key: key + (scalarAcc ? ':sacc' : '') + (sg ? ':sg' : ''),
     build,
     uniforms: [d.M, d.N, d.K, d.batch, d.aOffset, ...d.aStrides, d.bOffset / 4, d.bStrides[0] / 4, d.bStrides[1] / 4, cOffset],
     grid: [cdiv(d.N, TN * WX), cdiv(d.M, TM), d.batch],

@@ -195,6 +195,10 @@ const rows: Row[] = [
   mmRow([7, 5], [7, 3], true, false),
   mmRow([5, 7], [3, 7], false, true),
   mmRow([3, 4, 6], [5, 6], false, true),
+  // Subgroup-broadcast vec4 kernel (32-row tiles) with ragged M and N edges; Bᵀ is copied first.
+  mmRow([37, 9], [9, 20]),
+  mmRow([33, 6], [12, 6], false, true),
+  mmRow([2, 35, 5], [2, 8, 5], false, true),
   { name: 'softmax [4,9]', inputs: [{ shape: [4, 9], lo: -3, hi: 3 }], gpu: ([x]) => E.softmax(x, 1), ref: ([x]) => refSoftmaxRows(x, 4, 9, false) },
   { name: 'logSoftmax [3,5]', inputs: [{ shape: [3, 5], lo: -3, hi: 3 }], gpu: ([x]) => E.logSoftmax(x, -1), ref: ([x]) => refSoftmaxRows(x, 3, 5, true) },
   {
