@@ -87,7 +87,7 @@ export function convForwardRaw(g: ConvGeom, x: Tensor, w: Tensor, b: Tensor | nu
     run(mm1x1(mm), [wd, xd, y]);
   } else if (useV4(g.Cout / g.groups)) {
     const wt = weightPerGroupT(g, wd);
-    run(convForwardV4Launch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wt, bd, y] : [xd, wt, y]);
+    run(convForwardV4Launch(g, { bias: !!bd, relu }, xd.offset, runtime().dev.subgroups8), bd ? [xd, wt, bd, y] : [xd, wt, y]);
     wt.dispose();
   } else {
     run(convForwardLaunch(g, { bias: !!bd, relu }, xd.offset), bd ? [xd, wd, bd, y] : [xd, wd, y]);
@@ -143,7 +143,7 @@ export function convWeightGradRaw(g: ConvGeom, x: Tensor, gy: Tensor, plan: Spli
     const src = viewOf(gd, [g.N, hw, g.Cout], [g.Cout * hw, 1, hw], gd.offset);
     assignInto(gArg, src);
     src.dispose();
-    l = convWeightGradV4Launch(g, plan, xd.offset);
+    l = convWeightGradV4Launch(g, plan, xd.offset, runtime().dev.subgroups8);
   }
   if (plan.splits === 1) {
     run(l, [xd, gArg, dw]);

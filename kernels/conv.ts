@@ -306,9 +306,13 @@ export function refConv2dGrads(g: ConvGeom, x: ArrayLike<number>, w: ArrayLike<n
 
 export interface ConvV4Tile { TM: number; TN: number; WX: number }
 
-export function pickV4Tile(cols: number, name: string): ConvV4Tile {
+export function pickV4Tile(cols: number, name: string, subgroups8 = false): ConvV4Tile {
   const env = envTile(name);
   if (env) return env;
+  // Subgroup path (3x3 256 at 13x19, batch 2, lavapipe): 32x4x8 23.5 GFLOP/s, 24x8x8 22.8,
+  // 16x8x8 21.4, 32x8x8 20.7, 32x16x8 19.8; without subgroups 13.6.
+  // WX stays 8 even for narrow layers: every lane of the subgroup must exist to be broadcast from.
+  if (subgroups8) return { TM: 32, TN: 4, WX: 8 };
   // Noisy sweeps on 2-core lavapipe (3x3 256 at 13x19, batch 2): 16x16x8 and 32x16x8 ahead of
   // 16x8x16 (6.6-6.8 GFLOP/s) and far ahead of TM 8 or WX 4.
   const TN = cols % 16 === 0 && cols >= 128 ? 16 : cols % 8 === 0 ? 8 : 4;
@@ -320,49 +324,57 @@ export function pickV4Tile(cols: number, name: string): ConvV4Tile {
  * Forward, vec4. Bindings: X [N,Cin,H,W] (from xoff), WtT [G,Kred,Cog] (weight transposed per
  * group), (Bias [Cout]), Y [N,Cout,Ho,Wo]. Needs Cog % 4 == 0.
  */
-export function convForwardV4Launch(g: ConvGeom, ep: ConvEpilogue = { bias: false, relu: false }, xoff = 0): Launch {
+export function convForwardV4Launch(g: ConvGeom, ep: ConvEpilogue = { bias: false, relu: false }, xoff = 0, subgroups8 = false): Launch {
   const Cog = g.Cout / g.groups;
   if (Cog % 4) throw new Error(`conv2d v4: output channels per group ${Cog} % 4 != 0`);
-  const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONV4_TILE');
+  const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONV4_TILE', subgroups8);
   const Q = TN / 4;
   const { KH, KW } = g;
   const KHW = KH * KW;
   const P = g.N * g.Ho * g.Wo;
-  const key = `conv-fwd4:${staticKey(g)}:${TM}x${TN}x${WX}${ep.bias ? ':bias' : ''}${ep.relu ? ':relu' : ''}`;
+  // Subgroup path (as matmul-v4): lane l gathers the activation of pixel row 8·grp + l, and
+  // subgroupBroadcast hands each row to all lanes: TM/8 gathers per tap instead of TM.
+  const sg = subgroups8 && TM % 8 === 0 && WX % 8 === 0;
+  const key = `conv-fwd4:${staticKey(g)}:${TM}x${TN}x${WX}${ep.bias ? ':bias' : ''}${ep.relu ? ':relu' : ''}${sg ? ':sg' : ''}`;
   const rows = range(TM);
   const qs = range(Q);
+  const lrows = sg ? range(TM / 8).map((gi) => `l${gi}`) : rows.map(String);
+  const aOf = (i: number) => (sg ? `subgroupBroadcast(a${Math.floor(i / 8)}, ${i % 8}u)` : `a${i}`);
   const fma = (k: string) => `{ let kb = (wg + ${k}) * u.Cog4; ${qs.map((q) => `let b${q} = WtT[kb + c${q}];`).join(' ')}
-        ${rows.map((i) => `{ let a = select(0.0, X[select(0u, xr${i} + u32(iw${i}), ok${i})], ok${i}); ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n        ')} }`;
+        ${lrows.map((r, t) => `let a${t} = select(0.0, X[select(0u, xr${r} + u32(iw${r}), ok${r})], ok${r});`).join(' ')}
+        ${rows.map((i) => `{ let a = ${aOf(i)}; ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n        ')} }`;
   // Taps are loops, not unrolled: unrolling 16 rows × 9 taps took lavapipe 6-12 s to compile per
   // pipeline for no measurable gain (the row's bounds test is shared by its kw taps either way).
   const taps = `for (var kh = 0u; kh < ${KH}u; kh++) {
-      ${rows.map((i) => `let ih${i} = ih0_${i} + i32(kh * u.dh); let rok${i} = u32(ih${i}) < u.H; let xr${i} = xc${i} + u32(ih${i}) * u.W;`).join('\n      ')}
+      ${lrows.map((i) => `let ih${i} = ih0_${i} + i32(kh * u.dh); let rok${i} = u32(ih${i}) < u.H; let xr${i} = xc${i} + u32(ih${i}) * u.W;`).join('\n      ')}
       for (var kw = 0u; kw < ${KW}u; kw++) {
-        ${rows.map((i) => `let iw${i} = iw0_${i} + i32(kw * u.dw); let ok${i} = rok${i} && u32(iw${i}) < u.W;`).join(' ')}
+        ${lrows.map((i) => `let iw${i} = iw0_${i} + i32(kw * u.dw); let ok${i} = rok${i} && u32(iw${i}) < u.W;`).join(' ')}
         ${fma(`ci * ${KHW}u + kh * ${KW}u + kw`)}
       }
     }`;
+  const rowGeom = (i: string, p: string) => `let p${i} = ${p}; let n${i} = p${i} / u.HoWo; let r${i} = p${i} % u.HoWo;
+  let ih0_${i} = i32((r${i} / u.Wo) * u.sh) - u.padT; let iw0_${i} = i32((r${i} % u.Wo) * u.sw) - u.padL;
+  let xb${i} = u.xoff + (n${i} * u.Cin + grp * u.Cig) * u.HW;`;
   const bindings = ['X', 'WtT', ...(ep.bias ? ['Bias'] : [])];
   const build = () => ({
     uniforms: [...geomUniforms, ['P', 'u32'], ['HoWo', 'u32'], ['HW', 'u32'], ['Cog4', 'u32']] as [string, 'u32' | 'i32'][],
-    code: `
+    code: `${sg ? 'enable subgroups;' : ''}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> WtT: array<vec4<f32>>;
 ${ep.bias ? '@group(0) @binding(2) var<storage, read> Bias: array<f32>;' : ''}
 @group(0) @binding(${bindings.length}) var<storage, read_write> Y: array<f32>;
-@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
   let grp = wid.z;
   let pb = wid.y * ${TM}u;
   let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
-  if (cq >= u.Cog4) { return; }
+  ${sg ? '' : 'if (cq >= u.Cog4) { return; }'}
   ${qs.map((q) => `let c${q} = min(cq + ${q}u, u.Cog4 - 1u);`).join(' ')}
-  ${rows.map((i) => `let p${i} = min(pb + ${i}u, u.P - 1u); let n${i} = p${i} / u.HoWo; let r${i} = p${i} % u.HoWo;
-  let ih0_${i} = i32((r${i} / u.Wo) * u.sh) - u.padT; let iw0_${i} = i32((r${i} % u.Wo) * u.sw) - u.padL;
-  let xb${i} = u.xoff + (n${i} * u.Cin + grp * u.Cig) * u.HW;`).join('\n  ')}
+  ${rows.map((i) => rowGeom(String(i), `min(pb + ${i}u, u.P - 1u)`)).join('\n  ')}
+  ${sg ? lrows.map((r, t) => rowGeom(r, `min(pb + ${t * 8}u + (sgl & 7u), u.P - 1u)`)).join('\n  ') : ''}
   let wg = grp * u.Cig * ${KHW}u;
   ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
   for (var ci = 0u; ci < u.Cig; ci++) {
-    ${rows.map((i) => `let xc${i} = xb${i} + ci * u.HW;`).join(' ')}
+    ${lrows.map((i) => `let xc${i} = xb${i} + ci * u.HW;`).join(' ')}
     ${taps}
   }
   ${rows.map((i) => `if (pb + ${i}u < u.P) {
@@ -383,33 +395,38 @@ ${ep.bias ? '@group(0) @binding(2) var<storage, read> Bias: array<f32>;' : ''}
  * channels-last), Out as convWeightGradLaunch. Rows are (ci,kh,kw) (uniform gathers from X),
  * lanes stream Cog as vec4. Needs Cog % 4 == 0.
  */
-export function convWeightGradV4Launch(g: ConvGeom, plan: SplitPlan, xoff = 0): Launch {
+export function convWeightGradV4Launch(g: ConvGeom, plan: SplitPlan, xoff = 0, subgroups8 = false): Launch {
   const Cog = g.Cout / g.groups;
   const Cig = g.Cin / g.groups;
   if (Cog % 4) throw new Error(`conv2d dW v4: output channels per group ${Cog} % 4 != 0`);
-  const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONVDW4_TILE');
+  const { TM, TN, WX } = pickV4Tile(Cog, 'MRCNN_CONVDW4_TILE', subgroups8);
   const Q = TN / 4;
   const { KH, KW } = g;
   const KHW = KH * KW;
   const Kred = Cig * KHW;
-  const key = `conv-dw4:${staticKey(g)}:${TM}x${TN}x${WX}`;
+  // Subgroup path as the forward: lane l gathers X for row 8·grp + l, broadcast to all lanes.
+  const sg = subgroups8 && TM % 8 === 0 && WX % 8 === 0;
+  const key = `conv-dw4:${staticKey(g)}:${TM}x${TN}x${WX}${sg ? ':sg' : ''}`;
   const rows = range(TM);
   const qs = range(Q);
+  const lrows = sg ? range(TM / 8).map((gi) => `l${gi}`) : rows.map(String);
+  const aOf = (i: number) => (sg ? `subgroupBroadcast(a${Math.floor(i / 8)}, ${i % 8}u)` : `a${i}`);
+  const rowGeom = (i: string, k: string) => `let k${i} = ${k}; let t${i} = k${i} % ${KHW}u;
+  let xb${i} = u.xoff + (grp * u.Cig + k${i} / ${KHW}u) * u.HW; let hoff${i} = i32((t${i} / ${KW}u) * u.dh) - u.padT; let woff${i} = i32((t${i} % ${KW}u) * u.dw) - u.padL;`;
   const build = () => ({
     uniforms: [...geomUniforms, ['Kred', 'u32'], ['S', 'u32'], ['rowsPerSplit', 'u32'], ['HoWo', 'u32'], ['HW', 'u32'], ['Cog4', 'u32'], ['Cout4', 'u32']] as [string, 'u32' | 'i32'][],
-    code: `
+    code: `${sg ? 'enable subgroups;' : ''}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> Gt: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Out: array<f32>;
-@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+@compute @workgroup_size(${WX}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u${sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
   let grp = wid.z / u.S;
   let s = wid.z % u.S;
   let kb = wid.y * ${TM}u;
   let cq = (wid.x * ${WX}u + lid.x) * ${Q}u;
-  if (cq >= u.Cog4) { return; }
+  ${sg ? '' : 'if (cq >= u.Cog4) { return; }'}
   ${qs.map((q) => `let c${q} = grp * u.Cog4 + min(cq + ${q}u, u.Cog4 - 1u);`).join(' ')}
-  ${rows.map((i) => `let k${i} = min(kb + ${i}u, u.Kred - 1u); let t${i} = k${i} % ${KHW}u;
-  let xb${i} = u.xoff + (grp * u.Cig + k${i} / ${KHW}u) * u.HW; let hoff${i} = i32((t${i} / ${KW}u) * u.dh) - u.padT; let woff${i} = i32((t${i} % ${KW}u) * u.dw) - u.padL;`).join('\n  ')}
+  ${lrows.map((r, t) => rowGeom(r, sg ? `min(kb + ${t * 8}u + (sgl & 7u), u.Kred - 1u)` : `min(kb + ${t}u, u.Kred - 1u)`)).join('\n  ')}
   ${rows.map((i) => qs.map((q) => `var acc${i}_${q} = vec4<f32>();`).join(' ')).join(' ')}
   let r0 = s * u.rowsPerSplit;
   let r1 = min(r0 + u.rowsPerSplit, u.N * u.Ho);
@@ -417,11 +434,12 @@ export function convWeightGradV4Launch(g: ConvGeom, plan: SplitPlan, xoff = 0): 
     let n = r / u.Ho;
     let oh = r % u.Ho;
     let gn = (n * u.HoWo + oh * u.Wo) * u.Cout4;
-    ${rows.map((i) => `let ih${i} = i32(oh * u.sh) + hoff${i}; let rok${i} = u32(ih${i}) < u.H; let xr${i} = xb${i} + n * u.Cin * u.HW + u32(ih${i}) * u.W;`).join('\n    ')}
+    ${lrows.map((i) => `let ih${i} = i32(oh * u.sh) + hoff${i}; let rok${i} = u32(ih${i}) < u.H; let xr${i} = xb${i} + n * u.Cin * u.HW + u32(ih${i}) * u.W;`).join('\n    ')}
     for (var ow = 0u; ow < u.Wo; ow++) {
       let go = gn + ow * u.Cout4;
       ${qs.map((q) => `let b${q} = Gt[go + c${q}];`).join(' ')}
-      ${rows.map((i) => `{ let iw = i32(ow * u.sw) + woff${i}; let ok = rok${i} && u32(iw) < u.W; let a = select(0.0, X[select(0u, xr${i} + u32(iw), ok)], ok); ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n      ')}
+      ${lrows.map((r, t) => `let iw${t} = i32(ow * u.sw) + woff${r}; let ok${t} = rok${r} && u32(iw${t}) < u.W; let a${t} = select(0.0, X[select(0u, xr${r} + u32(iw${t}), ok${t})], ok${t});`).join('\n      ')}
+      ${rows.map((i) => `{ let a = ${aOf(i)}; ${qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(a), b${q}, acc${i}_${q});`).join(' ')} }`).join('\n      ')}
     }
   }
   let ob = (grp * u.S + s) * u.Cog;

@@ -129,7 +129,7 @@ export function matmulVec4Launch(d: MatmulDims, accumulate = false, cOffset = 0,
       : qs.map((q) => `acc${i}_${q} = fma(vec4<f32>(${a}), b${q}, acc${i}_${q});`).join(' ');
   // Subgroup path: lane l loads A row (8g + l) of group g; subgroupBroadcast hands row i to all
   // lanes. Needs subgroup-uniform control flow: no early return, loads clamped, stores masked.
-  const sg = !!tile.sg && TM % 8 === 0;
+  const sg = !!tile.sg && TM % 8 === 0 && WX % 8 === 0;
   const groups = Array.from({ length: TM / 8 }, (_, g) => g);
   const body = sg
     ? `for (var k = 0u; k < u.K; k++) {
