@@ -82,8 +82,9 @@ const EPT = 4;
  * One map kernel: out[i] = expr(a[i], b[i], c[i]) over the broadcast shape `outShape`.
  * `inputs` are views already expanded to outShape (broadcast dims have stride 0).
  * `expr` sees operands a, b, c typed by `inTypes`, scalars u.s0/u.s1 (f32) and T = outType.
- * Paths: flat vec4 (all contiguous, 16-byte aligned, `vec4Safe` expr), flat scalar, strided on a
- * 3-D grid (coalesced rank <= 3), strided with div/mod (higher ranks).
+ * Paths (vec4 ones need a `vec4Safe` expr): rows4 (unit-stride or broadcast inner dim), 4x4
+ * tiles (transposed operands), flat (all contiguous; vec4 when 16-byte aligned), strided on a 3-D
+ * grid (coalesced rank <= 3), strided with div/mod (higher ranks).
  */
 export function mapLaunch(name: string, expr: string, inTypes: DType[], outType: DType, inputs: View[], outShape: number[], s0 = 0, s1 = 0, vec4Safe = false): Launch {
   const n = numel(outShape);
@@ -96,31 +97,6 @@ export function mapLaunch(name: string, expr: string, inTypes: DType[], outType:
   const decls = (vt: (t: DType) => string) => `${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${vt(inTypes[i])}>;`).join('\n')}
 @group(0) @binding(${nIn}) var<storage, read_write> out: array<${vt(outType)}>;`;
   const offU = offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']);
-  if (flat && vec4Safe && n % 4 === 0 && offs.every((o) => o % 4 === 0)) {
-    return {
-      key: `map:${name}:${inTypes.join(',')}>${outType}:vec4x${EPT}`,
-      build: () => ({
-        uniforms: [['n4', 'u32'], ...offU, ['s0', 'f32'], ['s1', 'f32']],
-        code: `
-alias T = vec4<${outType}>;
-${nIn ? `alias TA = vec4<${inTypes[0]}>;` : ''}
-${decls((t) => `vec4<${t}>`)}
-${WG_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let base = wgLinear(wid, nwg) * ${WG * EPT}u + lid;
-  for (var k = 0u; k < ${EPT}u; k++) {
-    let i = base + k * ${WG}u;
-    if (i < u.n4) {
-      ${inputs.map((_, j) => `let ${letters[j]} = in${j}[i + u.o${j}];`).join(' ')}
-      out[i] = T(${expr});
-    }
-  }
-}`,
-      }),
-      uniforms: [n / 4, ...offs.map((o) => o / 4), s0, s1],
-      grid: grid1d(cdiv(n / 4, WG * EPT)),
-    };
-  }
   const rows4 = vec4Safe && !flat ? rowsVec4(co.shape, co.strides.slice(1), offs) : null;
   if (rows4) {
     // Broadcast/strided rows with a unit-stride (or broadcast) inner dim: vec4 along the row.
@@ -186,14 +162,17 @@ ${decls((ty) => `vec4<${ty}>`)}
     };
   }
   if (flat) {
+    // Contiguous: vec4 lanes when the expression and the alignment allow, else scalars.
+    const w = vec4Safe && n % 4 === 0 && offs.every((o) => o % 4 === 0) ? 4 : 1;
+    const vt = (t: DType) => (w === 4 ? `vec4<${t}>` : t);
     return {
-      key: `map:${name}:${inTypes.join(',')}>${outType}:flat`,
+      key: `map:${name}:${inTypes.join(',')}>${outType}:flat${w === 4 ? `:vec4x${EPT}` : ''}`,
       build: () => ({
         uniforms: [['n', 'u32'], ...offU, ['s0', 'f32'], ['s1', 'f32']],
         code: `
-alias T = ${outType};
-${nIn ? `alias TA = ${inTypes[0]};` : ''}
-${decls((t) => t)}
+alias T = ${vt(outType)};
+${nIn ? `alias TA = ${vt(inTypes[0])};` : ''}
+${decls(vt)}
 ${WG_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let base = wgLinear(wid, nwg) * ${WG * EPT}u + lid;
@@ -206,8 +185,8 @@ ${WG_LINEAR}
   }
 }`,
       }),
-      uniforms: [n, ...offs, s0, s1],
-      grid: grid1d(cdiv(n, WG * EPT)),
+      uniforms: [n / w, ...offs.map((o) => o / w), s0, s1],
+      grid: grid1d(cdiv(n / w, WG * EPT)),
     };
   }
   const g3 = plan3(co.shape, co.strides);
