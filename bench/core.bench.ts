@@ -186,7 +186,39 @@ export function cases(size: BenchSize): BenchCase[] {
         return { record: () => opt.step(), dispose: () => { opt.dispose(); p.dispose(); } };
       },
     },
-    elementwiseCase('where(x > 0, x, y)', [n], [n], (a, b) => E.where(E.gt(a, 0), a, b!), (tf, a, b) => tf.where(tf.greater(a, 0), a, b)),
+    // One row per kernel: where(x > 0, x, y) is these two dispatches (a u32 mask between them).
+    {
+      family: 'elementwise',
+      name: 'compare gt(x, 0) → mask',
+      shape: `[${n}]`,
+      bytes: 2 * n * F,
+      setup: () => {
+        const x = E.randn([n]);
+        return { record: () => void E.gt(x, 0), dispose: keepAll([x]) };
+      },
+      tfjs: (tf) => {
+        const x = tf.randomNormal([n]);
+        return { run: () => tf.greater(x, 0), dispose: () => x.dispose() };
+      },
+    },
+    {
+      family: 'elementwise',
+      name: 'where(mask, x, y)',
+      shape: `[${n}]·[${n}]·[${n}]`,
+      bytes: 4 * n * F, // u32 mask, x, y read; out written
+      setup: () => {
+        const x = E.randn([n]);
+        const y = E.randn([n]);
+        const m = E.gt(x, 0);
+        return { record: () => void E.where(m, x, y), dispose: keepAll([x, y, m]) };
+      },
+      tfjs: (tf) => {
+        const x = tf.randomNormal([n]);
+        const y = tf.randomNormal([n]);
+        const m = tf.greater(x, 0);
+        return { run: () => tf.where(m, x, y), dispose: () => tf.dispose([x, y, m]) };
+      },
+    },
     elementwiseCase('cast f32→i32', [n], null, (a) => E.cast(a, 'i32'), (tf, a) => tf.cast(a, 'int32')),
     elementwiseCase('smoothL1 (none)', [n], [n], (a, b) => E.smoothL1(a, b!, 1 / 9, 'none'), (tf, a, b) => tf.losses.huberLoss(a, b, undefined, 1 / 9, tf.Reduction.NONE)),
     {

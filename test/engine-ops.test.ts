@@ -111,6 +111,9 @@ const rows: Row[] = [
   bin('mul', E.mul, [2, 3, 8], [3, 1]),
   bin('sub', E.sub, [3, 1, 8], [1, 5, 8]),
   bin('maximum', E.maximum, [2, 1, 4], [2, 3, 1]),
+  // >= 32 rows: 32 rows per workgroup, ragged last workgroup (45 = 32 + 13; 2 x 33 rows).
+  bin('add', E.add, [45, 8], [8]),
+  bin('mul', E.mul, [2, 33, 1036], [33, 1]),
   { name: 'where(x > 0, x, y) vec4 path, scalar-broadcast compare', inputs: [{ shape: [16] }, { shape: [16] }], gpu: ([a, b]) => E.where(E.gt(a, 0), a, b), ref: ([a, b]) => a.map((v, i) => (v > 0 ? v : b[i])) },
   // Non-contiguous inputs: transposed and sliced views feed elementwise kernels directly.
   {
