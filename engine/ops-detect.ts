@@ -9,6 +9,7 @@ import { assignInto, full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
+import { roiAlignSepLaunch } from '../kernels/roi-align.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {
@@ -46,7 +47,10 @@ const roiAlignOp: OpDef<AlignAttrs> = {
   forward: ([x, rois], a) => {
     const xc = c(x), rc = c(rois);
     const out = empty([rois.shape[0], x.shape[1], a.PH, a.PW], 'f32', 'roiAlign');
-    run(roiAlignLaunch(alignParams(x, rois.shape[0], a)), [xc, rc, out]);
+    const p = alignParams(x, rois.shape[0], a);
+    // fixed sampling ratios 1..3 take the separable kernel (faster on lavapipe, see kernels/roi-align.ts)
+    const sep = Number.isInteger(a.samplingRatio) && a.samplingRatio >= 1 && a.samplingRatio <= 3;
+    run(sep ? roiAlignSepLaunch(p) : roiAlignLaunch(p), [xc, rc, out]);
     done(xc, x); done(rc, rois);
     return out;
   },

@@ -20,7 +20,7 @@ fn atomicAdd_${buf}(a: u32, v: f32) {
 
 // torchvision roi_align bilinear taps: a sample outside [-1, H] x [-1, W] is zero; otherwise the
 // coordinate clamps to >= 0 and a low index at the border collapses onto size-1.
-const ALIGN_TAPS = `
+export const ALIGN_TAPS = `
 struct Taps { o: vec4i, w: vec4f, ok: bool }
 fn alignTaps(H: i32, W: i32, yIn: f32, xIn: f32) -> Taps {
   var t: Taps;
@@ -44,7 +44,7 @@ fn alignTapsOr0(H: i32, W: i32, y: f32, x: f32) -> Taps {
 }`;
 
 // The per-RoI bin geometry of torchvision roi_align (f32 arithmetic in its order).
-const ALIGN_GEOM = `
+export const ALIGN_GEOM = `
 struct Geom { b: i32, sy: f32, sx: f32, bh: f32, bw: f32, gh: i32, gw: i32, cnt: f32 }
 fn alignGeom(r: u32, scale: f32, sr: i32, aligned: u32, PH: u32, PW: u32) -> Geom {
   var g: Geom;
@@ -72,7 +72,7 @@ const CPT = 16;
 // key); adaptive grids (unbounded sample counts) loop samples per chunk.
 const maxStaticSr = 3;
 
-const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['R', 'u32']];
+export const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['R', 'u32']];
 
 /**
  * The sampling + channel loop of RoI Align for one thread, reading feature array `src` (fwd) or

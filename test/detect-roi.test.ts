@@ -69,6 +69,32 @@ test('roiAlign with C=19 (two 16-channel chunks), static and adaptive sampling: 
   }
 });
 
+test('roiAlign separable kernel (samplingRatio 1..3) vs float64 reference: ragged C, odd maps, bad batch indices, spans and candidates', async () => {
+  // C = 1 / 19 / 35: partial 16-channel chunks; W = 13 and 1: not multiples of 4; 3 images plus
+  // batch indices -1 and 3 (zeros); whole-map rois at 2x2 output give bins > 2·sr px (candidate
+  // lines), tiny and partly outside rois give shared tap lines (span walk) and invalid samples.
+  const shapes = [[3, 1, 9, 13], [3, 19, 7, 13], [2, 35, 6, 1], [1, 16, 12, 10]];
+  for (const [si, xShape] of shapes.entries()) {
+    const [N, C, H, W] = xShape;
+    for (const aligned of [false, true]) {
+      for (const sr of [1, 2, 3]) {
+        for (const [PH, PW, scale] of [[3, 2, 0.5], [2, 2, 1], [5, 4, 0.25]]) {
+          // f32-exact inputs, so the float64 reference sees what the GPU sees
+          const rr = Float32Array.from([...rois(9, N, H, W, scale, 100 * si + 10 * sr + PH), 0, -3, -2, W / scale + 2, H / scale + 3, N, 1, 1, 3, 3, -1, 0, 0, 2, 2, N - 1, -40, -40, -20, -20]);
+          const R = rr.length / 5;
+          const xd = Float32Array.from(randArray(N * C * H * W, 7 + si));
+          const x = E.fromArray(xd, xShape);
+          const r = E.fromArray(rr, [R, 5]);
+          const y = roiAlign(x, r, { outputSize: [PH, PW], spatialScale: scale, samplingRatio: sr, aligned });
+          const want = refRoiAlign(xd, xShape, rr, R, { PH, PW, spatialScale: scale, samplingRatio: sr, aligned });
+          assertClose(await E.toArray(y), want, `roiAlign sep [${xShape}] ${PH}x${PW} scale ${scale} sr ${sr} aligned ${aligned}`, 1e-5, 1e-4);
+          [x, r, y].forEach((t) => t.dispose());
+        }
+      }
+    }
+  }
+});
+
 test('multiScaleRoiAlign matches torchvision MultiScaleRoIAlign (4 levels, one dispatch)', async () => {
   const f = fx('multiscale');
   const feats = f.feats.map((d: number[], l: number) => E.fromArray(d, f.featShapes[l]));
