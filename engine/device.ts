@@ -25,6 +25,8 @@ export interface EngineDevice {
    * per-lane scalar loop, so this cuts A loads 8x).
    */
   subgroups8: boolean;
+  /** Largest subgroup the adapter may use (sizes grids of subgroup-per-row kernels); 0 without subgroups. */
+  subgroupMaxSize: number;
   /** WGSL `var<immediate>` + setImmediates are usable (dawn.node >= 2025-11). */
   immediateBytes: number;
   /** First uncaptured error since the last check, with the label Dawn reported. */
@@ -121,6 +123,7 @@ async function createDevice(): Promise<EngineDevice> {
     isCpu: (info.architecture ?? '') === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.device ?? ''} ${info.description ?? ''}`) || (info.vendor ?? '') === 'mesa' && /llvm/i.test(info.device ?? ''),
     limits: device.limits,
     subgroups8: features.has('subgroups') && !process.env.MRCNN_NO_SUBGROUPS && ((info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0) >= 8,
+    subgroupMaxSize: features.has('subgroups') ? Math.min(128, (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize || 128) : 0,
     immediateBytes: immOk ? (device.limits as unknown as Record<string, number>).maxImmediateSize ?? 0 : 0,
     pendingError: null,
     lost: null,

@@ -7,7 +7,7 @@ import { canVec4, matmulLaunch, matmulVec4Launch, type MatmulDims, vec4Tile } fr
 import { mapLaunch, broadcastShapes } from '../kernels/elementwise.ts';
 import { gatherLaunch, scatterAddLaunch } from '../kernels/layout.ts';
 import { randomLaunch } from '../kernels/random.ts';
-import { softmaxBackwardLaunch, softmaxLaunch } from '../kernels/softmax.ts';
+import { softmaxBackwardLaunch, softmaxLaunch, softmaxRowsSgLaunch, softmaxSgFits } from '../kernels/softmax.ts';
 import {
   assignInto, cast, contiguous, div, expand, full, mul, narrow, ne, neg, permute, reshape, run, slice, sum, sumTo, transpose, unsqueeze, zeros,
 } from './ops.ts';
@@ -82,14 +82,21 @@ const softmaxOp: OpDef<{ log: boolean }> = {
     if (x.dtype !== 'f32') throw new Error(`softmax: needs f32, got ${x.dtype} [${x.shape}]`);
     const [rows, cols] = x.shape;
     const y = empty([rows, cols], 'f32', log ? 'logSoftmax' : 'softmax');
-    if (y.size > 0) run(softmaxLaunch(log, rows, cols, x.strides[0], x.strides[1], x.offset), [x, y]);
+    const dev = runtime().dev;
+    if (y.size === 0) return y;
+    if (dev.subgroups8 && softmaxSgFits(cols, x.strides[0], x.strides[1], x.offset)) run(softmaxRowsSgLaunch(log, 'fwd', rows, cols, x.strides[0], x.offset, dev.subgroupMaxSize), [x, y]);
+    else run(softmaxLaunch(log, rows, cols, x.strides[0], x.strides[1], x.offset), [x, y]);
     return y;
   },
   save: (_x, y) => [y],
   backward: (g, [y], { log }) => {
     const gc = contiguous(g);
     const dx = empty(y.shape, 'f32', 'softmax-grad');
-    if (dx.size > 0) run(softmaxBackwardLaunch(log, y.shape[0], y.shape[1]), [gc, y, dx]);
+    const dev = runtime().dev;
+    const [rows, cols] = y.shape;
+    if (dx.size === 0) return [dx];
+    if (dev.subgroups8 && softmaxSgFits(cols, cols, 1, 0)) run(softmaxRowsSgLaunch(log, 'bwd', rows, cols, cols, 0, dev.subgroupMaxSize), [gc, y, dx]);
+    else run(softmaxBackwardLaunch(log, rows, cols), [gc, y, dx]);
     return [dx];
   },
 };

@@ -204,6 +204,16 @@ const rows: Row[] = [
   mmRow([2, 35, 5], [2, 8, 5], false, true),
   { name: 'softmax [4,9]', inputs: [{ shape: [4, 9], lo: -3, hi: 3 }], gpu: ([x]) => E.softmax(x, 1), ref: ([x]) => refSoftmaxRows(x, 4, 9, false) },
   { name: 'logSoftmax [3,5]', inputs: [{ shape: [3, 5], lo: -3, hi: 3 }], gpu: ([x]) => E.logSoftmax(x, -1), ref: ([x]) => refSoftmaxRows(x, 3, 5, true) },
+  // Subgroup row kernels (cols % 4 == 0): fewer vec4s than lanes, ragged lanes, many rows, views.
+  { name: 'softmax [5,12] (subgroup rows)', inputs: [{ shape: [5, 12], lo: -3, hi: 3 }], gpu: ([x]) => E.softmax(x, 1), ref: ([x]) => refSoftmaxRows(x, 5, 12, false) },
+  { name: 'logSoftmax [33,4] (subgroup rows)', inputs: [{ shape: [33, 4], lo: -3, hi: 3 }], gpu: ([x]) => E.logSoftmax(x, 1), ref: ([x]) => refSoftmaxRows(x, 33, 4, true) },
+  { name: 'softmax [19,44] (subgroup rows)', inputs: [{ shape: [19, 44], lo: -3, hi: 3 }], gpu: ([x]) => E.softmax(x, 1), ref: ([x]) => refSoftmaxRows(x, 19, 44, false) },
+  {
+    name: 'logSoftmax of a column slice [6,16][:, 4:12] (offset view)',
+    inputs: [{ shape: [6, 16], lo: -3, hi: 3 }],
+    gpu: ([x]) => E.logSoftmax(E.narrow(x, 1, 4, 8), 1),
+    ref: ([x]) => refSoftmaxRows(Float64Array.from({ length: 48 }, (_, i) => x[Math.floor(i / 8) * 16 + 4 + (i % 8)]), 6, 8, true),
+  },
   {
     name: 'softmax over dim 0 [6,3]',
     inputs: [{ shape: [6, 3] }],
