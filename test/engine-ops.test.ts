@@ -113,7 +113,9 @@ const rows: Row[] = [
   bin('maximum', E.maximum, [2, 1, 4], [2, 3, 1]),
   // >= 32 rows: 32 rows per workgroup, ragged last workgroup (45 = 32 + 13; 2 x 33 rows).
   bin('add', E.add, [45, 8], [8]),
-  bin('mul', E.mul, [2, 33, 1036], [33, 1]),
+  // ragged columns too (1036 = 259 vec4 over 2 workgroups); the big operand skips the O(n²)
+  // central-difference check (its grad g·b is the path the rows above check).
+  { ...bin('mul', E.mul, [2, 33, 1036], [33, 1]), inputs: [{ shape: [2, 33, 1036], grad: false }, { shape: [33, 1] }] },
   { name: 'where(x > 0, x, y) vec4 path, scalar-broadcast compare', inputs: [{ shape: [16] }, { shape: [16] }], gpu: ([a, b]) => E.where(E.gt(a, 0), a, b), ref: ([a, b]) => a.map((v, i) => (v > 0 ? v : b[i])) },
   // Non-contiguous inputs: transposed and sliced views feed elementwise kernels directly.
   {
@@ -249,6 +251,29 @@ const rows: Row[] = [
     inputs: [{ shape: [2, 3] }, { shape: [2, 1] }, { shape: [2, 4] }],
     gpu: (xs) => E.concat(xs, 1),
     ref: ([a, b, c]) => Float64Array.from([0, 1].flatMap((r) => [...a.slice(r * 3, r * 3 + 3), ...b.slice(r, r + 1), ...c.slice(r * 4, r * 4 + 4)])),
+  },
+  // Row-path assignment: vec4 rows, 32 rows per workgroup with a ragged last one, scalar rows
+  // for unaligned pads, a broadcast (inner stride 0) source.
+  {
+    name: 'concat dim 1 of [40,8],[40,4] (vec4 rows)',
+    inputs: [{ shape: [40, 8] }, { shape: [40, 4] }],
+    gpu: (xs) => E.concat(xs, 1),
+    ref: ([a, b]) => Float64Array.from({ length: 40 * 12 }, (_, i) => { const r = Math.floor(i / 12), c = i % 12; return c < 8 ? a[r * 8 + c] : b[r * 4 + c - 8]; }),
+  },
+  {
+    name: 'concat dim 1 of expand([5,1]→[5,8]),[5,4] (broadcast source rows)',
+    inputs: [{ shape: [5, 1] }, { shape: [5, 4] }],
+    gpu: ([a, b]) => E.concat([E.expand(a, [5, 8]), b], 1),
+    ref: ([a, b]) => Float64Array.from({ length: 5 * 12 }, (_, i) => { const r = Math.floor(i / 12), c = i % 12; return c < 8 ? a[r] : b[r * 4 + c - 8]; }),
+  },
+  {
+    name: 'pad [1,2,33,3] by (1,2) W, (3,0) H (scalar rows, 66 rows)',
+    inputs: [{ shape: [1, 2, 33, 3] }],
+    gpu: ([x]) => E.pad(x, [1, 2, 3, 0]),
+    ref: ([x]) => Float64Array.from({ length: 2 * 36 * 6 }, (_, i) => {
+      const c = Math.floor(i / 216), h = Math.floor(i / 6) % 36 - 3, w = (i % 6) - 1;
+      return h >= 0 && w >= 0 && w < 3 ? x[(c * 33 + h) * 3 + w] : 0;
+    }),
   },
   {
     name: 'stack dim 0 of [3],[3]',
