@@ -97,22 +97,24 @@ export function mapLaunch(name: string, expr: string, inTypes: DType[], outType:
   const decls = (vt: (t: DType) => string) => `${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${vt(inTypes[i])}>;`).join('\n')}
 @group(0) @binding(${nIn}) var<storage, read_write> out: array<${vt(outType)}>;`;
   const offU = offs.map((_, i) => [`o${i}`, 'u32'] as [string, 'u32']);
-  const rows4 = vec4Safe && !flat ? rowsVec4(co.shape, co.strides.slice(1), offs) : null;
-  if (rows4) {
-    // Broadcast/strided rows with a unit-stride (or broadcast) inner dim: vec4 along the row.
-    const [d0, d1, inner] = rows4.dims;
-    const unit = rows4.unit;
+  const rowsKernel = (rp: RowsPlan): Launch => {
+    // Broadcast/strided rows with a unit-stride (or broadcast) inner dim, w elements per access.
+    const [d0, d1, inner] = rp.dims;
+    const { unit, w } = rp;
+    const vt = (t: DType) => (w === 4 ? `vec4<${t}>` : t);
     // Rows per workgroup: lavapipe, one thread, [2048,2048] + row: 1 row/WG 8.3 ms, 2: 8.2,
     // 16: 5.7, 32: 5.7, 64: 5.6 (a flat copy of the same bytes: 5.4 ms).
     const RPW = d1 >= 32 ? 32 : 1;
+    // Short rows take fewer elements per thread rather than idle lanes.
+    const ept = Math.min(EPT, Math.max(1, cdiv(inner / w, 64)));
     return {
-      key: `map:${name}:${inTypes.join(',')}>${outType}:rows4:${unit.map((x) => (x ? 1 : 0)).join('')}:${RPW}`,
+      key: `map:${name}:${inTypes.join(',')}>${outType}:rows${w}:${unit.map((x) => (x ? 1 : 0)).join('')}:${RPW}:${ept}`,
       build: () => ({
         uniforms: [['n4', 'u32'], ['d1', 'u32'], ...inputs.map((_, i) => [`t${i}`, 'vec4i'] as [string, 'vec4i']), ['s0', 'f32'], ['s1', 'f32']],
         code: `
-alias T = vec4<${outType}>;
-${nIn ? `alias TA = vec4<${inTypes[0]}>;` : ''}
-${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${unit[i] ? `vec4<${inTypes[i]}>` : inTypes[i]}>;`).join('\n')}
+alias T = ${vt(outType)};
+${nIn ? `alias TA = ${vt(inTypes[0])};` : ''}
+${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${unit[i] ? vt(inTypes[i]) : inTypes[i]}>;`).join('\n')}
 @group(0) @binding(${nIn}) var<storage, read_write> out: array<T>;
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let r0 = i32(wid.z);
@@ -121,10 +123,10 @@ ${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: arra
     if (r1u < u.d1) {
       let r1 = i32(r1u);
       ${inputs.map((_, j) => `let p${j} = u.t${j}.x + r0 * u.t${j}.y + r1 * u.t${j}.z;`).join(' ')}
-      ${inputs.map((_, j) => (unit[j] ? '' : `let ${letters[j]} = vec4<${inTypes[j]}>(in${j}[p${j}]);`)).join(' ')}
+      ${inputs.map((_, j) => (unit[j] ? '' : `let ${letters[j]} = ${vt(inTypes[j])}(in${j}[p${j}]);`)).join(' ')}
       let ob = (u32(r0) * u.d1 + r1u) * u.n4;
-      for (var k = 0u; k < ${EPT}u; k++) {
-        let c4 = wid.x * ${64 * EPT}u + k * 64u + lid;
+      for (var k = 0u; k < ${ept}u; k++) {
+        let c4 = wid.x * ${64 * ept}u + k * 64u + lid;
         if (c4 < u.n4) {
           ${inputs.map((_, j) => (unit[j] ? `let ${letters[j]} = in${j}[p${j} + i32(c4)];` : '')).join(' ')}
           out[ob + c4] = T(${expr});
@@ -134,11 +136,13 @@ ${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: arra
   }
 }`,
       }),
-      // Per input: offset, outer strides (in vec4 units when the inner stride is 1).
-      uniforms: [inner / 4, d1, ...rows4.t.flatMap((t) => [...t, 0]), s0, s1],
-      grid: [cdiv(inner / 4, 64 * EPT), cdiv(d1, RPW), d0],
+      // Per input: offset, outer strides (in units of w when the inner stride is 1).
+      uniforms: [inner / w, d1, ...rp.t.flatMap((t) => [...t, 0]), s0, s1],
+      grid: [cdiv(inner / w, 64 * ept), cdiv(d1, RPW), d0],
     };
-  }
+  };
+  const rows4 = vec4Safe && !flat ? rowsPlan(co.shape, co.strides.slice(1), offs, 4) : null;
+  if (rows4) return rowsKernel(rows4);
   const t4 = vec4Safe && !flat ? tiles4x4(co.shape, co.strides.slice(1), offs) : null;
   if (t4) {
     // Some input is transposed (unit stride along rows): each thread maps a 4x4 block, reading
@@ -198,6 +202,10 @@ ${WG_LINEAR}
       grid: grid1d(cdiv(n / w, WG * EPT)),
     };
   }
+  // Scalar rows (unaligned or odd-width row views, e.g. contiguous() of a spatial slice): rows
+  // of >= 64 elements, so that the 64 lanes have work.
+  const rows1 = rowsPlan(co.shape, co.strides.slice(1), offs, 1);
+  if (rows1 && rows1.dims[2] >= 64) return rowsKernel(rows1);
   const g3 = plan3(co.shape, co.strides);
   if (g3) {
     // Output strides are co.strides[0] (contiguous, coalesced); inputs follow.
@@ -274,27 +282,28 @@ function tiles4x4(shape: number[], strides: number[][], offs: number[]): { R4: n
   return trans.some((x) => x) ? { R4: shape[0] / 4, C4: shape[1] / 4, trans, t } : null;
 }
 
+interface RowsPlan { dims: [number, number, number]; unit: boolean[]; t: [number, number, number][]; w: 1 | 4 }
 /**
- * Fits the rows4 path: coalesced rank 1-3 (as [d0, d1, inner], d0, d1 <= 65535), inner % 4 == 0,
- * each input's inner stride 0 (broadcast) or 1, and unit-stride inputs 16-byte aligned.
+ * Fits the rows path: coalesced rank 1-3 (as [d0, d1, inner], d0 <= 65535), each input's inner
+ * stride 0 (broadcast) or 1; at width 4 also inner % 4 == 0 and unit-stride inputs 16-byte aligned.
  */
-function rowsVec4(shape: number[], strides: number[][], offs: number[]): { dims: [number, number, number]; unit: boolean[]; t: [number, number, number][] } | null {
+function rowsPlan(shape: number[], strides: number[][], offs: number[], w: 1 | 4): RowsPlan | null {
   const r = shape.length;
   if (r < 1 || r > 3) return null;
   const dims: [number, number, number] = r === 3 ? [shape[0], shape[1], shape[2]] : r === 2 ? [1, shape[0], shape[1]] : [1, 1, shape[0]];
-  if (dims[2] % 4 !== 0 || dims[0] > 65535 || dims[1] > 65535 || cdiv(dims[2] / 4, 64 * EPT) > 65535) return null;
+  if (dims[2] % w !== 0 || dims[0] > 65535 || cdiv(dims[1], 32) > 65535 || cdiv(dims[2] / w, 64) > 65535) return null;
   const unit: boolean[] = [];
   const t: [number, number, number][] = [];
   for (let i = 0; i < strides.length; i++) {
     const st = r === 3 ? strides[i] : r === 2 ? [0, ...strides[i]] : [0, 0, ...strides[i]];
     const inner = st[2];
     if (inner !== 0 && inner !== 1) return null;
-    if (inner === 1 && (offs[i] % 4 !== 0 || st[0] % 4 !== 0 || st[1] % 4 !== 0)) return null;
-    const q = inner === 1 ? 4 : 1;
+    if (inner === 1 && (offs[i] % w !== 0 || st[0] % w !== 0 || st[1] % w !== 0)) return null;
+    const q = inner === 1 ? w : 1;
     unit.push(inner === 1);
     t.push([offs[i] / q, st[0] / q, st[1] / q]);
   }
-  return { dims, unit, t };
+  return { dims, unit, t, w };
 }
 
 export function unaryLaunch(op: UnaryOp, dtype: DType, x: View, s0 = 0, s1 = 0): Launch {

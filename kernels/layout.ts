@@ -73,12 +73,14 @@ function assignRowsLaunch(dtype: DType, shape: number[], ss: number[], ds: numbe
   const v4 = inner % 4 === 0 && dso % 4 === 0 && t3[0] % 4 === 0 && t3[1] % 4 === 0 && (bcast || (so % 4 === 0 && s3[0] % 4 === 0 && s3[1] % 4 === 0));
   const w = v4 ? 4 : 1;
   const RPW = d1 >= 32 ? 32 : 1;
-  const nx = cdiv(inner / w, 64 * EPT);
+  // Short rows take fewer elements per thread rather than idle lanes (pad of 128-wide rows: 26 -> ? ms).
+  const ept = Math.min(EPT, Math.max(1, cdiv(inner / w, 64)));
+  const nx = cdiv(inner / w, 64 * ept);
   if (nx > 65535 || cdiv(d1, RPW) > 65535) return null;
   const T = w === 4 ? `vec4<${dtype}>` : dtype;
   const sq = bcast ? 1 : w;
   return {
-    key: `assign:${dtype}:rows${w}:${bcast ? 'b' : 'u'}:${RPW}`,
+    key: `assign:${dtype}:rows${w}:${bcast ? 'b' : 'u'}:${RPW}:${ept}`,
     build: () => ({
       uniforms: [['n', 'u32'], ['d1', 'u32'], ['ss', 'vec4i'], ['ds', 'vec4i']],
       code: `
@@ -93,8 +95,8 @@ function assignRowsLaunch(dtype: DType, shape: number[], ss: number[], ds: numbe
       let ps = u.ss.x + r0 * u.ss.y + r1 * u.ss.z;
       let pd = u.ds.x + r0 * u.ds.y + r1 * u.ds.z;
       ${bcast ? `let v = ${T}(src[ps]);` : ''}
-      for (var k = 0u; k < ${EPT}u; k++) {
-        let c = i32(wid.x * ${64 * EPT}u + k * 64u + lid);
+      for (var k = 0u; k < ${ept}u; k++) {
+        let c = i32(wid.x * ${64 * ept}u + k * 64u + lid);
         if (c < i32(u.n)) { dst[pd + c] = ${bcast ? 'v' : 'src[ps + c]'}; }
       }
     }

@@ -116,6 +116,19 @@ const rows: Row[] = [
   // ragged columns too (1036 = 259 vec4 over 2 workgroups); the big operand skips the O(n²)
   // central-difference check (its grad g·b is the path the rows above check).
   { ...bin('mul', E.mul, [2, 33, 1036], [33, 1]), inputs: [{ shape: [2, 33, 1036], grad: false }, { shape: [33, 1] }] },
+  // Scalar rows path: unaligned row views (offset 1, width 66) with >= 32 rows and a row broadcast.
+  {
+    name: 'add of a column slice [35,70][:, 1:67] and a row [66] (scalar rows)',
+    inputs: [{ shape: [35, 70] }, { shape: [66] }],
+    gpu: ([x, y]) => E.add(E.narrow(x, 1, 1, 66), y),
+    ref: ([x, y]) => Float64Array.from({ length: 35 * 66 }, (_, i) => x[Math.floor(i / 66) * 70 + 1 + (i % 66)] + y[i % 66]),
+  },
+  {
+    name: 'contiguous of a spatial slice [2,3,9,70][..., 1:8, 2:68]',
+    inputs: [{ shape: [2, 3, 9, 70] }],
+    gpu: ([x]) => E.contiguous(E.slice(x, [null, null, [1, 8], [2, 68]])),
+    ref: ([x]) => Float64Array.from({ length: 6 * 7 * 66 }, (_, i) => { const p = Math.floor(i / 462), h = Math.floor(i / 66) % 7 + 1, w = (i % 66) + 2; return x[(p * 9 + h) * 70 + w]; }),
+  },
   { name: 'where(x > 0, x, y) vec4 path, scalar-broadcast compare', inputs: [{ shape: [16] }, { shape: [16] }], gpu: ([a, b]) => E.where(E.gt(a, 0), a, b), ref: ([a, b]) => a.map((v, i) => (v > 0 ? v : b[i])) },
   // Non-contiguous inputs: transposed and sliced views feed elementwise kernels directly.
   {
