@@ -322,6 +322,19 @@ const rows: Row[] = [
     gpu: ([x]) => E.gather(x, 1, E.fromArray(GIDX, [4, 3], 'i32')),
     ref: ([x]) => refGather('gather', x, [4, 5], 1, GIDX, [4, 3]),
   },
+  // Row kernels: 35 rows (32 per workgroup + 3) of vec4 rows; 33 rows of 70 scalars with a pre dim.
+  {
+    name: 'indexSelect dim 0 [40,64] by 35 indices with repeats (vec4 rows)',
+    inputs: [{ shape: [40, 64] }],
+    gpu: ([x]) => E.indexSelect(x, 0, E.fromArray(Int32Array.from({ length: 35 }, (_, i) => (i * 7 + 3) % 40), [35], 'i32')),
+    ref: ([x]) => refGather('indexSelect', x, [40, 64], 0, Array.from({ length: 35 }, (_, i) => (i * 7 + 3) % 40), [35, 64]),
+  },
+  {
+    name: 'indexSelect dim 1 [2,5,70] by 33 indices (scalar rows)',
+    inputs: [{ shape: [2, 5, 70] }],
+    gpu: ([x]) => E.indexSelect(x, 1, E.fromArray(Int32Array.from({ length: 33 }, (_, i) => (i * 3 + 1) % 5), [33], 'i32')),
+    ref: ([x]) => refGather('indexSelect', x, [2, 5, 70], 1, Array.from({ length: 33 }, (_, i) => (i * 3 + 1) % 5), [2, 33, 70]),
+  },
   {
     name: 'indexSelect dim 0 with repeats (atomic backward)',
     inputs: [{ shape: [6, 3] }],
