@@ -2,7 +2,7 @@
 // float64 references. One generator: an expression over operands a, b, c and scalars u.s0/u.s1.
 // Layout follows the data: all-contiguous inputs take the flat path (immediates only);
 // otherwise dims are coalesced and a strided path indexes each input by its own strides.
-import { type DType, type Launch, type View, cdiv, coalesce, contiguousStrides, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, WG_LINEAR } from './common.ts';
+import { type DType, type Launch, type View, cdiv, coalesce, contiguousStrides, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, rowPlan, rowsMain, WG_LINEAR } from './common.ts';
 
 export type UnaryOp =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'relu' | 'sigmoid' | 'tanh'
@@ -102,11 +102,7 @@ export function mapLaunch(name: string, expr: string, inTypes: DType[], outType:
     const [d0, d1, inner] = rp.dims;
     const { unit, w } = rp;
     const vt = (t: DType) => (w === 4 ? `vec4<${t}>` : t);
-    // Rows per workgroup: lavapipe, one thread, [2048,2048] + row: 1 row/WG 8.3 ms, 2: 8.2,
-    // 16: 5.7, 32: 5.7, 64: 5.6 (a flat copy of the same bytes: 5.4 ms).
-    const RPW = d1 >= 32 ? 32 : 1;
-    // Short rows take fewer elements per thread rather than idle lanes.
-    const ept = Math.min(EPT, Math.max(1, cdiv(inner / w, 64)));
+    const { rpw: RPW, ept, grid } = rowPlan(d1, inner / w);
     return {
       key: `map:${name}:${inTypes.join(',')}>${outType}:rows${w}:${unit.map((x) => (x ? 1 : 0)).join('')}:${RPW}:${ept}`,
       build: () => ({
@@ -116,29 +112,15 @@ alias T = ${vt(outType)};
 ${nIn ? `alias TA = ${vt(inTypes[0])};` : ''}
 ${inputs.map((_, i) => `@group(0) @binding(${i}) var<storage, read> in${i}: array<${unit[i] ? vt(inTypes[i]) : inTypes[i]}>;`).join('\n')}
 @group(0) @binding(${nIn}) var<storage, read_write> out: array<T>;
-@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let r0 = i32(wid.z);
-  for (var rr = 0u; rr < ${RPW}u; rr++) {
-    let r1u = wid.y * ${RPW}u + rr;
-    if (r1u < u.d1) {
-      let r1 = i32(r1u);
-      ${inputs.map((_, j) => `let p${j} = u.t${j}.x + r0 * u.t${j}.y + r1 * u.t${j}.z;`).join(' ')}
+${rowsMain(RPW, ept, 'u.d1', 'u.n4',
+  `${inputs.map((_, j) => `let p${j} = u.t${j}.x + r0 * u.t${j}.y + r1 * u.t${j}.z;`).join(' ')}
       ${inputs.map((_, j) => (unit[j] ? '' : `let ${letters[j]} = ${vt(inTypes[j])}(in${j}[p${j}]);`)).join(' ')}
-      let ob = (u32(r0) * u.d1 + r1u) * u.n4;
-      for (var k = 0u; k < ${ept}u; k++) {
-        let c4 = wid.x * ${64 * ept}u + k * 64u + lid;
-        if (c4 < u.n4) {
-          ${inputs.map((_, j) => (unit[j] ? `let ${letters[j]} = in${j}[p${j} + i32(c4)];` : '')).join(' ')}
-          out[ob + c4] = T(${expr});
-        }
-      }
-    }
-  }
-}`,
+      let ob = (u32(r0) * u.d1 + r1u) * u.n4;`,
+  `${inputs.map((_, j) => (unit[j] ? `let ${letters[j]} = in${j}[p${j} + i32(col)];` : '')).join(' ')} out[ob + col] = T(${expr});`)}`,
       }),
       // Per input: offset, outer strides (in units of w when the inner stride is 1).
       uniforms: [inner / w, d1, ...rp.t.flatMap((t) => [...t, 0]), s0, s1],
-      grid: [cdiv(inner / w, 64 * ept), cdiv(d1, RPW), d0],
+      grid: [...grid, d0],
     };
   };
   const rows4 = vec4Safe && !flat ? rowsPlan(co.shape, co.strides.slice(1), offs, 4) : null;

@@ -1,6 +1,6 @@
 // Layout kernels: strided assignment (dst view ← src view), the building block of contiguous(),
 // slice backward, concat, stack and pad; index kernels: gather, index-select, scatter-add.
-import { type DType, type Launch, type View, cdiv, coalesce, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, WG_LINEAR, refRead } from './common.ts';
+import { type DType, type Launch, type View, cdiv, coalesce, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, rowPlan, rowsMain, WG_LINEAR, refRead } from './common.ts';
 
 const WG = 256;
 
@@ -54,10 +54,9 @@ ${WG_LINEAR}
   };
 }
 
-const EPT = 4;
 /**
  * Row path (coalesced rank <= 3 as [d0, d1, inner], unit inner stride in dst, unit or zero in
- * src): EPT elements per thread along the row, 32 rows per workgroup, vec4 when rows are
+ * src): common.ts rowsMain (4 elements per lane, 32 rows per workgroup), vec4 when rows are
  * 16-byte aligned. Covers concat, stack, pad, slice backward and contiguous() of row views. The
  * one-element-per-thread 3-D grid below ran concat at 23% and pad at 22% of the copy roof on
  * lavapipe (per-invocation cost; the same lesson as kernels/elementwise.ts).
@@ -72,11 +71,8 @@ function assignRowsLaunch(dtype: DType, shape: number[], ss: number[], ds: numbe
   if (t3[2] !== 1 || (s3[2] !== 1 && !bcast) || d0 > 65535) return null;
   const v4 = inner % 4 === 0 && dso % 4 === 0 && t3[0] % 4 === 0 && t3[1] % 4 === 0 && (bcast || (so % 4 === 0 && s3[0] % 4 === 0 && s3[1] % 4 === 0));
   const w = v4 ? 4 : 1;
-  const RPW = d1 >= 32 ? 32 : 1;
-  // Short rows take fewer elements per thread rather than idle lanes (pad of 128-wide rows: 26 -> ? ms).
-  const ept = Math.min(EPT, Math.max(1, cdiv(inner / w, 64)));
-  const nx = cdiv(inner / w, 64 * ept);
-  if (nx > 65535 || cdiv(d1, RPW) > 65535) return null;
+  const { rpw: RPW, ept, grid } = rowPlan(d1, inner / w);
+  if (grid[0] > 65535 || grid[1] > 65535) return null;
   const T = w === 4 ? `vec4<${dtype}>` : dtype;
   const sq = bcast ? 1 : w;
   return {
@@ -86,26 +82,13 @@ function assignRowsLaunch(dtype: DType, shape: number[], ss: number[], ds: numbe
       code: `
 @group(0) @binding(0) var<storage, read> src: array<${bcast ? dtype : T}>;
 @group(0) @binding(1) var<storage, read_write> dst: array<${T}>;
-@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let r0 = i32(wid.z);
-  for (var rr = 0u; rr < ${RPW}u; rr++) {
-    let r1u = wid.y * ${RPW}u + rr;
-    if (r1u < u.d1) {
-      let r1 = i32(r1u);
-      let ps = u.ss.x + r0 * u.ss.y + r1 * u.ss.z;
+${rowsMain(RPW, ept, 'u.d1', 'u.n', `let ps = u.ss.x + r0 * u.ss.y + r1 * u.ss.z;
       let pd = u.ds.x + r0 * u.ds.y + r1 * u.ds.z;
-      ${bcast ? `let v = ${T}(src[ps]);` : ''}
-      for (var k = 0u; k < ${ept}u; k++) {
-        let c = i32(wid.x * ${64 * ept}u + k * 64u + lid);
-        if (c < i32(u.n)) { dst[pd + c] = ${bcast ? 'v' : 'src[ps + c]'}; }
-      }
-    }
-  }
-}`,
+      ${bcast ? `let v = ${T}(src[ps]);` : ''}`, `dst[pd + i32(col)] = ${bcast ? 'v' : 'src[ps + i32(col)]'};`)}`,
     }),
     // offset, outer strides, in units of the element width
     uniforms: [inner / w, d1, so / sq, s3[0] / sq, s3[1] / sq, 0, dso / w, t3[0] / w, t3[1] / w, 0],
-    grid: [nx, cdiv(d1, RPW), d0],
+    grid: [...grid, d0],
   };
 }
 
@@ -132,8 +115,7 @@ export function gatherLaunch(mode: 'gather' | 'indexSelect', dtype: DType, x: Vi
     // kernel below, with its div/mod, ran index-select of 256-wide rows at 19% of the copy roof.
     const w = post % 4 === 0 && x.offset % 4 === 0 ? 4 : 1;
     const T = w === 4 ? `vec4<${dtype}>` : dtype;
-    const ept = Math.min(EPT, cdiv(post / w, 64));
-    const RPW = L >= 32 ? 32 : 1;
+    const { rpw: RPW, ept, grid } = rowPlan(L, post / w);
     return {
       key: `indexSelect:rows${w}:${dtype}:${RPW}:${ept}`,
       build: () => ({
@@ -142,25 +124,13 @@ export function gatherLaunch(mode: 'gather' | 'indexSelect', dtype: DType, x: Vi
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read> idx: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<${T}>;
-@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let p = wid.z;
-  for (var rr = 0u; rr < ${RPW}u; rr++) {
-    let l = wid.y * ${RPW}u + rr;
-    if (l < u.L) {
-      let jj = u32(clamp(idx[u.ioff + l], 0, i32(u.D) - 1));
-      let src = u.xoff + p * u.xsPre + jj * u.xsD;
-      let dst = (p * u.L + l) * u.post;
-      for (var k = 0u; k < ${ept}u; k++) {
-        let q = wid.x * ${64 * ept}u + k * 64u + lid;
-        if (q < u.post) { out[dst + q] = x[src + q]; }
-      }
-    }
-  }
-}`,
+${rowsMain(RPW, ept, 'u.L', 'u.post', `let jj = u32(clamp(idx[u.ioff + r1u], 0, i32(u.D) - 1));
+      let src = u.xoff + u32(r0) * u.xsPre + jj * u.xsD;
+      let dst = (u32(r0) * u.L + r1u) * u.post;`, 'out[dst + col] = x[src + col];')}`,
       }),
       // in units of w (x is contiguous: xsD == post)
       uniforms: [L, post / w, D, x.offset / w, xsPre / w, xsD / w, idx.offset],
-      grid: [cdiv(post / w, 64 * ept), cdiv(L, RPW), pre],
+      grid: [...grid, pre],
     };
   }
   return {
