@@ -130,8 +130,10 @@ ${rowsMain(RPW, ept, 'u.d1', 'u.n4',
     // Some input is transposed (unit stride along rows): each thread maps a 4x4 block, reading
     // every input as 4 vec4 along its own unit-stride dim and transposing in registers.
     const { R4, C4, trans, t } = t4;
+    // 4 tiles per thread down the rows: lavapipe [2048,2048]ᵀ·[2048,2048] 14.7-17.5 -> 11.6-14.0 ms (1 thread / 2 threads)
+    const TPT = 4;
     return {
-      key: `map:${name}:${inTypes.join(',')}>${outType}:t4x4:${trans.map((x) => (x ? 1 : 0)).join('')}`,
+      key: `map:${name}:${inTypes.join(',')}>${outType}:t4x4:${trans.map((x) => (x ? 1 : 0)).join('')}:${TPT}`,
       build: () => ({
         uniforms: [['R4', 'u32'], ['C4', 'u32'], ...inputs.map((_, i) => [`t${i}`, 'vec4i'] as [string, 'vec4i']), ['s0', 'f32'], ['s1', 'f32']],
         code: `
@@ -139,8 +141,11 @@ alias T = vec4<${outType}>;
 alias TA = vec4<${inTypes[0]}>;
 ${decls((ty) => `vec4<${ty}>`)}
 @compute @workgroup_size(16, 4) fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let tx = gid.x; let ty = gid.y;
-  if (tx >= u.C4 || ty >= u.R4) { return; }
+  let tx = gid.x;
+  if (tx >= u.C4) { return; }
+  for (var q = 0u; q < ${TPT}u; q++) {
+  let ty = gid.y * ${TPT}u + q;
+  if (ty < u.R4) {
   ${inputs.map((_, j) => (trans[j]
     ? `let w${j}_0 = in${j}[u.t${j}.x + i32(tx * 4u) * u.t${j}.y + i32(ty)]; let w${j}_1 = in${j}[u.t${j}.x + i32(tx * 4u + 1u) * u.t${j}.y + i32(ty)]; let w${j}_2 = in${j}[u.t${j}.x + i32(tx * 4u + 2u) * u.t${j}.y + i32(ty)]; let w${j}_3 = in${j}[u.t${j}.x + i32(tx * 4u + 3u) * u.t${j}.y + i32(ty)];`
     : '')).join('\n  ')}
@@ -150,10 +155,12 @@ ${decls((ty) => `vec4<${ty}>`)}
       : `let ${letters[j]} = in${j}[u.t${j}.x + i32(ty * 4u + ${r}u) * u.t${j}.y + i32(tx)];`)).join(' ')}
     out[(ty * 4u + ${r}u) * u.C4 + tx] = T(${expr});
   }`).join('\n  ')}
+  }
+  }
 }`,
       }),
       uniforms: [R4, C4, ...t.flatMap((x) => [...x, 0, 0]), s0, s1],
-      grid: [cdiv(C4, 16), cdiv(R4, 4)],
+      grid: [cdiv(C4, 16), cdiv(R4, 4 * TPT)],
     };
   }
   if (flat) {

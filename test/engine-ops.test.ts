@@ -144,6 +144,13 @@ const rows: Row[] = [
     ref: ([a, b]) => refPermute(a, [8, 12], [1, 0]).map((v, i) => v * b[i]),
   },
   {
+    // 4 tiles per thread down the rows: 9 tile rows = 2 full threads' worth + 1
+    name: 'add on transposed view, 4x4 tile path [8,36]ᵀ·[36,8]',
+    inputs: [{ shape: [8, 36] }, { shape: [36, 8] }],
+    gpu: ([a, b]) => E.add(E.transpose(a), b),
+    ref: ([a, b]) => refPermute(a, [8, 36], [1, 0]).map((v, i) => v + b[i]),
+  },
+  {
     name: 'transpose → contiguous, 4x4 tile path [4,16]ᵀ',
     inputs: [{ shape: [4, 16] }],
     gpu: ([a]) => E.contiguous(E.transpose(a)),
