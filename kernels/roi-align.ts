@@ -5,7 +5,7 @@
 // at 512 RoIs x 256 ch, 7x7 and 14x14, also with large RoIs where no tap is shared (the unrolled
 // 16-channel body over a tap loop beats roi.ts's per-channel loop of 16-tap dot products).
 import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
-import { ALIGN_GEOM, ALIGN_U, type RoiAlignParams } from './roi.ts';
+import { ALIGN_GEOM, ALIGN_U, alignThreadMain, type RoiAlignParams } from './roi.ts';
 
 const WG = 256;
 // 16 channels per thread measured best (8: +7%, 32: +18% at 512 x 256, 7x7)
@@ -68,12 +68,7 @@ export function roiAlignSepLaunch(p: RoiAlignParams): Launch {
 @group(0) @binding(1) var<storage, read> rois: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${WG_LINEAR}${ALIGN_GEOM}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = wgLinear(wid, nwg) * ${WG}u + lid;
-  if (i >= u.n) { return; }
-  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let r = (i / (u.PW * u.PH)) % u.R; let cb = i / (u.PW * u.PH * u.R);
-  let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
-  let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
+${alignThreadMain(WG, CPT)}
   let cm = c1 - c0 - 1u;
   let H = i32(u.H); let W = i32(u.W);
   let plane = u.H * u.W;

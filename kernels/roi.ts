@@ -68,6 +68,18 @@ export interface RoiAlignParams { N: number; C: number; H: number; W: number; R:
 // Channels per thread: the bin geometry and bilinear taps are computed once per (RoI, bin) and
 // reused across CPT channels (lavapipe: per-output geometry cost ~8x the loads it feeds).
 const CPT = 16;
+
+/**
+ * Entry of the single-level RoI Align kernels (here and kernels/roi-align.ts): one thread per
+ * (cpt-channel chunk, RoI, bin), chunk outermost so consecutive workgroups share one chunk's planes
+ * across RoIs (cache); yields pw, ph, r, cb, the bin geometry `geo` and channels [c0, c1).
+ */
+export const alignThreadMain = (wg: number, cpt: number) => `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = wgLinear(wid, nwg) * ${wg}u + lid;
+  if (i >= u.n) { return; }
+  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let r = (i / (u.PW * u.PH)) % u.R; let cb = i / (u.PW * u.PH * u.R);
+  let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
+  let c0 = cb * ${cpt}u; let c1 = min(c0 + ${cpt}u, u.C);`;
 // With a fixed sampling ratio <= 3 the sample loop is unrolled at compile time (sr is in the
 // key); adaptive grids (unbounded sample counts) loop samples per chunk.
 const maxStaticSr = 3;
@@ -159,13 +171,7 @@ export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): L
       code: `
 ${binds}
 ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? ATOMIC_ADD('gx') : ''}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = wgLinear(wid, nwg) * ${WG}u + lid;
-  if (i >= u.n) { return; }
-  // channel chunk outermost: consecutive workgroups share one chunk's 16 planes across RoIs (cache)
-  let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let r = (i / (u.PW * u.PH)) % u.R; let cb = i / (u.PW * u.PH * u.R);
-  let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
-  let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
+${alignThreadMain(WG, CPT)}
   if (geo.b < 0 || geo.b >= i32(u.N)) {
     ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }` : ''}
     return;
