@@ -8,8 +8,8 @@ import { empty, fromArray, Tensor } from './tensor.ts';
 import { assignInto, full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
-import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch, type RoiAlignParams } from '../kernels/roi.ts';
-import { roiAlignSepLaunch } from '../kernels/roi-align.ts';
+import { roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch } from '../kernels/roi.ts';
+import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiAlignSepLaunch, type RoiAlignParams } from '../kernels/roi-align.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {

@@ -204,3 +204,17 @@ export const rowsMain = (rpw: number, ept: number, rows: string, len: string, he
     }
   }
 }`;
+
+/**
+ * `fn atomicAdd_<buf>(a, v)`: float add into `buf: array<atomic<u32>>` by CAS (WGSL has no float
+ * atomics, ../shared/reference/webgpu-dawn-notes.md §5.3), so sums land in nondeterministic order.
+ */
+export const CAS_ADD_F32 = (buf: string) => `
+fn atomicAdd_${buf}(a: u32, v: f32) {
+  var old = atomicLoad(&${buf}[a]);
+  loop {
+    let r = atomicCompareExchangeWeak(&${buf}[a], old, bitcast<u32>(bitcast<f32>(old) + v));
+    if (r.exchanged) { break; }
+    old = r.old_value;
+  }
+}`;

@@ -1,6 +1,6 @@
 // Layout kernels: strided assignment (dst view ← src view), the building block of contiguous(),
 // slice backward, concat, stack and pad; index kernels: gather, index-select, scatter-add.
-import { type DType, type Launch, type View, cdiv, coalesce, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, rowPlan, rowsMain, WG_LINEAR, refRead } from './common.ts';
+import { type DType, type Launch, type View, cdiv, coalesce, dimRef, GRID3_COORDS, grid1d, numel, pack8, plan3, rowPlan, rowsMain, WG_LINEAR, refRead, CAS_ADD_F32 } from './common.ts';
 
 const WG = 256;
 
@@ -177,14 +177,7 @@ export function scatterAddLaunch(mode: 'gather' | 'indexSelect', src: View, dim:
 @group(0) @binding(1) var<storage, read> idx: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<atomic<u32>>;
 ${WG_LINEAR}
-fn atomicAddF32(a: u32, v: f32) {
-  var old = atomicLoad(&out[a]);
-  loop {
-    let r = atomicCompareExchangeWeak(&out[a], old, bitcast<u32>(bitcast<f32>(old) + v));
-    if (r.exchanged) { break; }
-    old = r.old_value;
-  }
-}
+${CAS_ADD_F32('out')}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = wgLinear(wid, nwg) * ${WG}u + lid;
   if (i >= u.n) { return; }
@@ -193,7 +186,7 @@ fn atomicAddF32(a: u32, v: f32) {
   let p = i / (u.post * u.L);
   let j = idx[u.ioff + ${mode === 'gather' ? 'i' : 'l'}];
   if (j < 0 || u32(j) >= u.D) { return; }
-  atomicAddF32((p * u.D + u32(j)) * u.post + q, src[u.soff + i]);
+  atomicAdd_out((p * u.D + u32(j)) * u.post + q, src[u.soff + i]);
 }`,
     }),
     uniforms: [n, L, post, D, src.offset, idx.offset],

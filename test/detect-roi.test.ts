@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.ts';
 import { roiAlign, multiScaleRoiAlign, roiPool, roiCrop } from '../engine/ops-detect.ts';
-import { refRoiAlign, refRoiPool, refRoiCrop, refLevels } from '../kernels/roi.ts';
+import { refRoiPool, refRoiCrop } from '../kernels/roi.ts';
+import { refRoiAlign, refLevels } from '../kernels/roi-align.ts';
 import { assertClose, checkOp, randArray, mulberry32 } from './util.ts';
 
 const fx = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/detect-${name}.json`, import.meta.url), 'utf8'));
