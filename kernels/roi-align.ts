@@ -201,7 +201,10 @@ export function multiLevelRoiAlignLaunch(p: MultiLevelParams, dir: 'fwd' | 'bwd'
     ? [...names.map((nm, l) => `@group(0) @binding(${l}) var<storage, read> ${nm}: array<f32>;`), `@group(0) @binding(${L}) var<storage, read> rois: array<f32>;`, `@group(0) @binding(${L + 1}) var<storage, read_write> out: array<f32>;`]
     : [`@group(0) @binding(0) var<storage, read> g: array<f32>;`, `@group(0) @binding(1) var<storage, read> rois: array<f32>;`, ...names.map((nm, l) => `@group(0) @binding(${l + 2}) var<storage, read_write> ${nm}: array<atomic<u32>>;`)];
   const outIdx = '((r * u.C + c) * u.P + ph) * u.P + pw';
-  const cases = names.map((nm, l) => `case ${l}u: {${alignBody(dir, sr, nm, nm, outIdx)}\n  }`).join('\n  ');
+  // forward with a fixed ratio: the separable walk of roiAlignSepLaunch, one copy per level buffer
+  const sepFwd = dir === 'fwd' && sr > 0;
+  const body = (nm: string) => (sepFwd ? sepBody(sr, nm, '((r * u.C + c0) * u.P + ph) * u.P + pw', 'u.P * u.P') : alignBody(dir, sr, nm, nm, outIdx));
+  const cases = names.map((nm, l) => `case ${l}u: {${body(nm)}\n  }`).join('\n  ');
   return {
     key: `roiAlignML:${dir}:L${L}:sr${sr}`,
     build: () => ({
@@ -225,7 +228,7 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? names.map(CAS_ADD_F32).j
     return;
   }
   let plane = u32(H * W);
-  let base0 = (u32(geo.b) * u.C + c0) * plane;
+  ${sepFwd ? 'let bOk = true;' : 'let base0 = (u32(geo.b) * u.C + c0) * plane;'}
   switch lvl {
   ${cases}
   default: {}
@@ -280,29 +283,16 @@ function axisLine(ax: 'y' | 'x', sr: number, k: string): [string, string] {
  * Forward RoI Align for samplingRatio 1..3 (bindings x [N, C, H, W], rois [R, 5], out [R, C, PH, PW]).
  * Lanes are consecutive bins of one RoI row, so the per-lane trip counts (lines per axis) are close.
  */
-export function roiAlignSepLaunch(p: RoiAlignParams): Launch {
-  const sr = p.samplingRatio;
-  if (!(Number.isInteger(sr) && sr >= 1 && sr <= 3)) throw new Error(`roiAlign (separable kernel): samplingRatio ${sr}, supports 1..3 (others use roiAlignLaunch)`);
-  const CB = cdiv(p.C, CPT);
-  const n = p.R * CB * p.PH * p.PW;
+/**
+ * The separable tap walk of one thread: expects geo, ph, pw, H, W (i32), plane, c0, c1, bOk (batch
+ * index in range) and writes channels [c0, c1) of the bin to out[o0 + c·ostep] from `src`.
+ */
+function sepBody(sr: number, src: string, o0: string, ostep: string): string {
   const [yl, yw] = axisLine('y', sr, 'k');
   const [xl, xw] = axisLine('x', sr, 'j');
-  return {
-    key: `roiAlignSep:sr${sr}`,
-    build: () => ({
-      uniforms: ALIGN_U,
-      code: `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${WG_LINEAR}${ALIGN_GEOM}
-${alignThreadMain(WG, CPT)}
-  let cm = c1 - c0 - 1u;
-  let H = i32(u.H); let W = i32(u.W);
-  let plane = u.H * u.W;
+  return `let cm = c1 - c0 - 1u;
   ${axisPlan('y', sr)}
   ${axisPlan('x', sr)}
-  let bOk = geo.b >= 0 && geo.b < i32(u.N);
   let ny = select(0, yn, bOk);
   let base0 = (u32(max(geo.b, 0)) * u.C + c0) * plane;
   let inv = 1.0 / geo.cnt;
@@ -315,12 +305,37 @@ ${alignThreadMain(WG, CPT)}
       let xline = ${xl};
       let w = wy * (${xw});
       let o = rb + u32(xline);
-      ${Array.from({ length: CPT }, (_, c) => `a${c} += w * x[o + min(${c}u, cm) * plane];`).join('\n      ')}
+      ${Array.from({ length: CPT }, (_, c) => `a${c} += w * ${src}[o + min(${c}u, cm) * plane];`).join('\n      ')}
     }
   }
-  let ostep = u.PH * u.PW;
-  let o0 = ((r * u.C + c0) * u.PH + ph) * u.PW + pw;
-  ${Array.from({ length: CPT }, (_, c) => `if (${c}u <= cm) { out[o0 + ${c}u * ostep] = a${c}; }`).join('\n  ')}
+  let ostep = ${ostep};
+  let o0 = ${o0};
+  ${Array.from({ length: CPT }, (_, c) => `if (${c}u <= cm) { out[o0 + ${c}u * ostep] = a${c}; }`).join('\n  ')}`;
+}
+
+/**
+ * Forward RoI Align for samplingRatio 1..3 (bindings x [N, C, H, W], rois [R, 5], out [R, C, PH, PW]).
+ * Lanes are consecutive bins of one RoI row, so the per-lane trip counts (lines per axis) are close.
+ */
+export function roiAlignSepLaunch(p: RoiAlignParams): Launch {
+  const sr = p.samplingRatio;
+  if (!(Number.isInteger(sr) && sr >= 1 && sr <= 3)) throw new Error(`roiAlign (separable kernel): samplingRatio ${sr}, supports 1..3 (others use roiAlignLaunch)`);
+  const CB = cdiv(p.C, CPT);
+  const n = p.R * CB * p.PH * p.PW;
+  return {
+    key: `roiAlignSep:sr${sr}`,
+    build: () => ({
+      uniforms: ALIGN_U,
+      code: `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> rois: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${WG_LINEAR}${ALIGN_GEOM}
+${alignThreadMain(WG, CPT)}
+  let H = i32(u.H); let W = i32(u.W);
+  let plane = u.H * u.W;
+  let bOk = geo.b >= 0 && geo.b < i32(u.N);
+  ${sepBody(sr, 'x', '((r * u.C + c0) * u.PH + ph) * u.PW + pw', 'u.PH * u.PW')}
 }`,
     }),
     uniforms: [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0, p.R],

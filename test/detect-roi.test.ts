@@ -116,6 +116,37 @@ test('multiScaleRoiAlign matches torchvision MultiScaleRoIAlign (4 levels, one d
   [...feats, r, y].forEach((t) => t.dispose());
 });
 
+test('multiScaleRoiAlign separable forward (samplingRatio 1..3) vs per-level float64 references: C=19, 2 images, bad batch indices', async () => {
+  const N = 2, C = 19;
+  const shapes = [[N, C, 100, 152], [N, C, 50, 76], [N, C, 25, 38], [N, C, 13, 19]];
+  const scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32];
+  const r = mulberry32(11);
+  const boxes: number[] = [];
+  // sides 8..640 px in a 400x608 image hit all 4 levels (k = 5 needs sqrt(area) >= 448); batch
+  // index -1 and N give zeros
+  for (let i = 0; i < 32; i++) {
+    const w = i % 8 === 7 ? 500 + 140 * r() : 8 * 80 ** r(), h = i % 8 === 7 ? 450 + 140 * r() : 8 * 80 ** r();
+    const x1 = r() * 608 - 40, y1 = r() * 400 - 40;
+    boxes.push(i === 5 ? -1 : i === 9 ? N : i % N, x1, y1, x1 + w, y1 + h);
+  }
+  const R = boxes.length / 5;
+  const lv = refLevels(boxes, R, 4);
+  assert.ok(new Set(lv).size === 4, `boxes cover all 4 levels (got ${[...new Set(lv)]})`);
+  const xs = shapes.map((s, l) => randArray(s.reduce((a, b) => a * b, 1), 100 + l));
+  const feats = shapes.map((s, l) => E.fromArray(xs[l], s));
+  const rt = E.fromArray(boxes, [R, 5]);
+  for (const sr of [1, 2, 3]) {
+    const want = new Float64Array(R * C * 9);
+    for (let i = 0; i < R; i++) {
+      want.set(refRoiAlign(xs[lv[i]], shapes[lv[i]], boxes.slice(5 * i, 5 * i + 5), 1, { PH: 3, PW: 3, spatialScale: scales[lv[i]], samplingRatio: sr, aligned: false }), i * C * 9);
+    }
+    const y = multiScaleRoiAlign(feats, rt, { outputSize: 3, scales, samplingRatio: sr });
+    assertClose(await E.toArray(y), want, `multiScaleRoiAlign sr ${sr}`, 1e-5, 1e-4);
+    y.dispose();
+  }
+  [...feats, rt].forEach((t) => t.dispose());
+});
+
 test('multiScaleRoiAlign gradient: GPU vs central differences on per-level references', async () => {
   const shapes = [[1, 2, 16, 12], [1, 2, 8, 6], [1, 2, 4, 3], [1, 2, 2, 2]];
   const scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32];
