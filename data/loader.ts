@@ -89,55 +89,96 @@ export function planEpoch(recordIndices: readonly number[], isPortrait: (recordI
   return batches;
 }
 
-/** Owns the worker threads; jobs are dealt to the least-loaded worker. */
-class WorkerPool {
-  private readonly workers: Worker[] = [];
-  private readonly inFlight: number[] = [];
-  private readonly pending = new Map<number, { worker: number; resolve: (s: PreparedSample) => void; reject: (e: Error) => void }>();
-  private nextJob = 1;
+// A worker that dies (an 'error' or an exit we did not ask for, e.g. while booting tsx's loader
+// hooks) is replaced and its jobs are re-sent (preparing a sample is pure); past this many
+// replacements the jobs fail with an error naming the worker, instead of leaving the consumer
+// awaiting a reply that never comes.
+const MAX_WORKER_RESTARTS = 4;
 
-  constructor(n: number) {
-    const url = new URL('./loader-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url);
+/** Owns the worker threads; jobs are dealt to the least-loaded live worker. */
+class WorkerPool {
+  private readonly workers: (Worker | null)[] = [];
+  private readonly inFlight: number[] = [];
+  private readonly pending = new Map<number, { worker: number; req: WorkerRequest; resolve: (s: PreparedSample) => void; reject: (e: Error) => void }>();
+  private nextJob = 1;
+  private restarts = 0;
+  private closing = false;
+  private readonly url = new URL('./loader-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url);
+
+  constructor(n: number, private readonly log: ((m: string) => void) | null) {
     for (let i = 0; i < n; i++) {
-      // Under tsx a worker does not inherit the TypeScript loader (`execArgv: ['--import','tsx']`
-      // fails with ERR_UNKNOWN_FILE_EXTENSION on Node 20), so boot it through tsx's register API.
-      const w = url.pathname.endsWith('.ts')
-        ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true })
-        : new Worker(url);
-      w.on('message', (r: WorkerReply) => this.onReply(i, r));
-      w.on('error', (e) => this.failWorker(i, e));
-      w.unref(); // referenced only while it has jobs, so an unclosed loader never keeps the process alive
-      this.workers.push(w);
+      this.workers.push(this.spawn(i));
       this.inFlight.push(0);
     }
   }
 
+  private spawn(i: number): Worker {
+    // Under tsx a worker does not inherit the TypeScript loader (`execArgv: ['--import','tsx']`
+    // fails with ERR_UNKNOWN_FILE_EXTENSION on Node 20), so boot it through tsx's register API.
+    const w = this.url.pathname.endsWith('.ts')
+      ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(this.url.href)}); })`, { eval: true })
+      : new Worker(this.url);
+    w.on('message', (r: WorkerReply) => this.onReply(i, r));
+    w.on('error', (e) => this.onDeath(i, w, `error: ${e.message}`));
+    w.on('exit', (code) => this.onDeath(i, w, `exited with code ${code}`));
+    w.unref(); // referenced only while it has jobs, so an unclosed loader never keeps the process alive
+    return w;
+  }
+
   run(input: SampleInput, config: SampleConfig): Promise<PreparedSample> {
-    let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.inFlight[i] < this.inFlight[best]) best = i;
-    const jobId = this.nextJob++;
-    if (this.inFlight[best]++ === 0) this.workers[best].ref();
+    const req: WorkerRequest = { jobId: this.nextJob++, input, config };
     return new Promise((resolve, reject) => {
-      this.pending.set(jobId, { worker: best, resolve, reject });
-      this.workers[best].postMessage({ jobId, input, config } satisfies WorkerRequest);
+      let best = -1;
+      for (let i = 0; i < this.workers.length; i++) if (this.workers[i] && (best < 0 || this.inFlight[i] < this.inFlight[best])) best = i;
+      if (best < 0) { reject(new Error(`loader: all ${this.workers.length} worker threads died (${this.restarts} replacements used)`)); return; }
+      this.pending.set(req.jobId, { worker: best, req, resolve, reject });
+      this.send(best, req);
     });
+  }
+
+  private send(i: number, req: WorkerRequest): void {
+    if (this.inFlight[i]++ === 0) this.workers[i]!.ref();
+    this.workers[i]!.postMessage(req);
   }
 
   private onReply(worker: number, r: WorkerReply): void {
     const p = this.pending.get(r.jobId);
     if (!p) return;
     this.pending.delete(r.jobId);
-    if (--this.inFlight[worker] === 0) this.workers[worker].unref();
+    if (--this.inFlight[worker] === 0) this.workers[worker]?.unref();
     if (r.ok) p.resolve(r.sample);
     else p.reject(r.kind === 'decodeFailed' || r.kind === 'imageSizeMismatch' ? new BadImageError(r.kind, r.message) : new Error(r.message));
   }
 
-  private failWorker(worker: number, e: Error): void {
-    for (const [id, p] of this.pending) if (p.worker === worker) { this.pending.delete(id); p.reject(new Error(`loader: worker ${worker} died: ${e.message}`)); }
+  private onDeath(i: number, w: Worker, why: string): void {
+    if (this.closing || this.workers[i] !== w) return; // asked to stop, or already replaced ('error' then 'exit')
+    const jobs = [...this.pending.values()].filter((p) => p.worker === i);
+    this.inFlight[i] = 0;
+    if (this.restarts < MAX_WORKER_RESTARTS) {
+      this.restarts++;
+      this.log?.(`loader: worker ${i} ${why}; replacing it and re-sending its ${jobs.length} job(s)`);
+      this.workers[i] = this.spawn(i);
+      for (const p of jobs) this.send(i, p.req);
+      return;
+    }
+    this.workers[i] = null;
+    for (const p of jobs) {
+      this.pending.delete(p.req.jobId);
+      p.reject(new Error(`loader: worker ${i} ${why} while preparing image ${p.req.input.imageId} (${p.req.input.filePath}); ${MAX_WORKER_RESTARTS} replacements already used`));
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.closing = true;
+    // Neither an unref'd nor a re-ref'd worker's terminate() reliably keeps the event loop alive
+    // (Node 20 with tsx's hooks thread in the worker): the process exited mid-await with code 13
+    // (seen in CI). A timer holds the loop until every worker has stopped.
+    const hold = setInterval(() => undefined, 1000);
+    try {
+      await Promise.all(this.workers.map((w) => w?.terminate()));
+    } finally {
+      clearInterval(hold);
+    }
   }
 }
 
@@ -191,7 +232,7 @@ export class DataLoader {
     const start = opts.state ?? { seed: this.options.seed, epoch: 0, iteration: 0 };
     this.cursor = { epoch: start.epoch, iteration: start.iteration };
     this.consumed = { seed: this.options.seed, epoch: start.epoch, iteration: start.iteration };
-    this.pool = this.options.numWorkers > 0 ? new WorkerPool(this.options.numWorkers) : null;
+    this.pool = this.options.numWorkers > 0 ? new WorkerPool(this.options.numWorkers, this.log) : null;
   }
 
   get report(): IssueReport { return this.issues.report; }

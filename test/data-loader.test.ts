@@ -59,6 +59,32 @@ test('loader: worker threads produce the same batches as in-process', async () =
   assert.equal(b.map(batchHash), a.map(batchHash));
 });
 
+test('loader: a worker that dies is replaced and its jobs re-sent; past the replacement budget the batch fails naming the worker', async () => {
+  const want = await run(kp, { batchSize: 2, seed: 1 }, 4);
+  const logs: string[] = [];
+  const L = createLoader(kp, { resize: SMALL, batchSize: 2, seed: 1, numWorkers: 2, prefetchBatches: 3, log: (m) => logs.push(m) });
+  type PoolView = { workers: ({ terminate(): Promise<number> } | null)[]; restarts: number };
+  // a timer holds the event loop: a terminating worker does not (see WorkerPool.close)
+  const killAll = async () => {
+    const hold = setInterval(() => undefined, 1000);
+    await Promise.all(pool.workers.map((w) => w!.terminate()));
+    clearInterval(hold);
+  };
+  const pool = (L as unknown as { pool: PoolView }).pool;
+  const got = [await L.next()];
+  // kill both workers with prefetched jobs in flight (terminate() exits them as a crash would)
+  await killAll();
+  for (let i = 1; i < 4; i++) got.push(await L.next());
+  assert.equal(got.map(batchHash), want.map(batchHash));
+  assert.ok(logs.some((m) => /worker \d exited with code \d+; replacing it/.test(m)), `replacement logged: ${logs.join(' | ')}`);
+  pool.restarts = 1e9;
+  await killAll();
+  let err = '';
+  try { for (let i = 0; i < 4; i++) await L.next(); } catch (e) { err = (e as Error).message; }
+  assert.match(err, /loader: (worker \d exited with code \d+ while preparing image \d+|all 2 worker threads died)/);
+  await L.close();
+});
+
 test('loader: padding to a multiple of 32 with zeros, per-image sizes recorded, aspect groups', async () => {
   const batches = await run(inst, { batchSize: 3, seed: 2, norm: 'caffe' }, 6);
   for (const b of batches) {
