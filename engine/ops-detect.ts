@@ -9,7 +9,7 @@ import { assignInto, full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch } from '../kernels/roi.ts';
-import { multiLevelRoiAlignLaunch, roiAlignLaunch, roiAlignSepLaunch, type RoiAlignParams } from '../kernels/roi-align.ts';
+import { multiLevelRoiAlignLaunch, roiAlignLaunch, type RoiAlignParams } from '../kernels/roi-align.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {
@@ -31,6 +31,11 @@ function checkFeatRois(op: string, x: Tensor, rois: Tensor): void {
   if (rois.rank !== 2 || rois.shape[1] !== 5 || rois.dtype !== 'f32') throw new Error(`${op}: rois must be f32 [R, 5] (batch index, x1, y1, x2, y2), got ${rois.dtype} [${rois.shape}]`);
 }
 
+// torchvision takes an int (<= 0: adaptive ceil(roi / out) per RoI); kernels unroll it at compile time
+function checkSamplingRatio(op: string, sr: number | undefined): void {
+  if (sr !== undefined && !Number.isInteger(sr)) throw new Error(`${op}: samplingRatio must be an integer (<= 0 for adaptive), got ${sr}`);
+}
+
 const size2 = (s: number | [number, number]): [number, number] => (typeof s === 'number' ? [s, s] : s);
 
 // ---- RoI Align -------------------------------------------------------------------------------------
@@ -47,10 +52,7 @@ const roiAlignOp: OpDef<AlignAttrs> = {
   forward: ([x, rois], a) => {
     const xc = c(x), rc = c(rois);
     const out = empty([rois.shape[0], x.shape[1], a.PH, a.PW], 'f32', 'roiAlign');
-    const p = alignParams(x, rois.shape[0], a);
-    // fixed sampling ratios 1..3 take the separable kernel (faster on lavapipe, see kernels/roi-align.ts)
-    const sep = Number.isInteger(a.samplingRatio) && a.samplingRatio >= 1 && a.samplingRatio <= 3;
-    run(sep ? roiAlignSepLaunch(p) : roiAlignLaunch(p), [xc, rc, out]);
+    run(roiAlignLaunch(alignParams(x, rois.shape[0], a)), [xc, rc, out]);
     done(xc, x); done(rc, rois);
     return out;
   },
@@ -68,6 +70,7 @@ const roiAlignOp: OpDef<AlignAttrs> = {
 export function roiAlign(x: Tensor, rois: Tensor, o: RoiAlignOpts): Tensor {
   checkFeatRois('roiAlign', x, rois);
   const [PH, PW] = size2(o.outputSize);
+  checkSamplingRatio('roiAlign', o.samplingRatio);
   return apply('roiAlign', roiAlignOp, [x, rois], { PH, PW, spatialScale: o.spatialScale ?? 1, samplingRatio: o.samplingRatio ?? -1, aligned: o.aligned ?? false });
 }
 
@@ -111,6 +114,7 @@ export const inferScale = (featSize: number, imageSize: number) => 2 ** Math.rou
  * dispatch (no per-level host work). rois [R, 5] → [R, C, P, P]. aligned=false as torchvision.
  */
 export function multiScaleRoiAlign(feats: Tensor[], rois: Tensor, o: { outputSize: number; scales: number[]; samplingRatio?: number; kMin?: number; canonicalScale?: number; canonicalLevel?: number }): Tensor {
+  checkSamplingRatio('multiScaleRoiAlign', o.samplingRatio);
   feats.forEach((f) => checkFeatRois('multiScaleRoiAlign', f, rois));
   if (o.scales.length !== feats.length) throw new Error(`multiScaleRoiAlign: ${o.scales.length} scales for ${feats.length} levels`);
   for (const f of feats) {

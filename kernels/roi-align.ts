@@ -60,9 +60,8 @@ fn alignGeom(r: u32, scale: f32, sr: i32, aligned: u32, PH: u32, PW: u32) -> Geo
 
 export interface RoiAlignParams { N: number; C: number; H: number; W: number; R: number; PH: number; PW: number; spatialScale: number; samplingRatio: number; aligned: boolean }
 
-
 /**
- * Entry of the single-level RoI Align kernels (here and kernels/roi-align.ts): one thread per
+ * Entry of the single-level RoI Align kernels (roiAlignLaunch, roiAlignSepLaunch): one thread per
  * (cpt-channel chunk, RoI, bin), chunk outermost so consecutive workgroups share one chunk's planes
  * across RoIs (cache); yields pw, ph, r, cb, the bin geometry `geo` and channels [c0, c1).
  */
@@ -79,8 +78,8 @@ const maxStaticSr = 3;
 const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['R', 'u32']];
 
 /**
- * The sampling + channel loop of RoI Align for one thread, reading feature array `src` (fwd) or
- * adding into atomic array `dst` (bwd). Expects geo, H, W, ph, pw, r, c0, c1, plane, base0 and
+ * The sampling + channel loop of RoI Align for one thread, reading feature array `src` (fwd,
+ * adaptive ratio) or adding into atomic array `dst` (bwd). Expects geo, H, W, ph, pw, r, c0, c1, plane, base0 and
  * reads g / writes out at outIdx.
  */
 function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, outIdx: string): string {
@@ -89,19 +88,6 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
   const S = sr * sr;
   const samples = Array.from({ length: S }, (_, s) => `let t${s} = alignTapsOr0(H, W, geo.sy + f32(ph) * geo.bh + ${(Math.floor(s / sr) + 0.5).toFixed(1)} * geo.bh / ${sr}.0, geo.sx + f32(pw) * geo.bw + ${((s % sr) + 0.5).toFixed(1)} * geo.bw / ${sr}.0);`).join('\n  ');
   const gatherS = (s: number) => `dot(w${s}, vec4f(${src}[base + u32(t${s}.o.x)], ${src}[base + u32(t${s}.o.y)], ${src}[base + u32(t${s}.o.z)], ${src}[base + u32(t${s}.o.w)]))`;
-  // 1/count folded into the weights; base and output index advance by one plane per channel
-  const staticFwd = `
-  ${samples}
-  let inv = 1.0 / geo.cnt;
-  ${Array.from({ length: S }, (_, s) => `let w${s} = t${s}.w * inv;`).join(' ')}
-  var base = base0;
-  var oi = ${outIdx.replace('+ c)', '+ c0)')};
-  let ostep = ${outIdx.includes('u.PH') ? 'u.PH * u.PW' : 'u.P * u.P'};
-  for (var c = c0; c < c1; c++) {
-    out[oi] = ${Array.from({ length: S }, (_, s) => gatherS(s)).join(' + ')};
-    base += plane;
-    oi += ostep;
-  }`;
   // Backward: atomics dominate, so the bin's taps are merged per pixel first (small bins put
   // several samples on the same pixels), then each distinct pixel gets one atomic per channel.
   const staticBwd = `
@@ -115,7 +101,6 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
     let gv = g[${outIdx}] / geo.cnt;
     if (gv != 0.0) { for (var k = 0u; k < nt; k++) { atomicAdd_${dst}(base + u32(to[k]), gv * tw[k]); } }
   }`;
-  const staticBody = dir === 'fwd' ? staticFwd : staticBwd;
   const dynBody = `
   ${dir === 'fwd' ? `var acc: array<f32, ${CPT}>;` : `var gv: array<f32, ${CPT}>;
   for (var c = c0; c < c1; c++) { gv[c - c0] = g[${outIdx}] / geo.cnt; }`}
@@ -136,18 +121,20 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
     }
   }
   ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = acc[c - c0] / geo.cnt; }` : ''}`;
-  return sr > 0 ? staticBody : dynBody;
+  // a fixed ratio's forward is the separable walk (sepBody), so only the backward unrolls here
+  return sr > 0 && dir === 'bwd' ? staticBwd : dynBody;
 }
 
 /**
  * RoI Align over x [N, C, H, W] and rois [R, 5]: 'fwd' writes out [R, C, PH, PW] (bindings x,
- * rois, out); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
+ * rois, out; a fixed ratio 1..3 takes roiAlignSepLaunch); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
  * bindings g, rois, gx). One thread per (CPT-channel chunk, RoI, bin).
  */
 export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): Launch {
+  const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
+  if (dir === 'fwd' && sr > 0) return roiAlignSepLaunch(p);
   const CB = cdiv(p.C, CPT);
   const n = p.R * CB * p.PH * p.PW;
-  const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
   const binds = dir === 'fwd'
     ? `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> rois: array<f32>;

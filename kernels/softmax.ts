@@ -65,7 +65,7 @@ ${WG_LINEAR}
 
 /** The subgroup row kernels apply: vec4 rows, unit column stride, 16-byte aligned. */
 export const softmaxSgFits = (cols: number, rowStride: number, colStride: number, offset: number) =>
-  cols % 4 === 0 && cols > 0 && (colStride === 1 || cols === 1) && rowStride % 4 === 0 && offset % 4 === 0;
+  cols % 4 === 0 && cols > 0 && colStride === 1 && rowStride % 4 === 0 && offset % 4 === 0;
 
 export function softmaxLaunch(log: boolean, rows: number, cols: number, rowStride: number, colStride: number, offset: number): Launch {
   return {

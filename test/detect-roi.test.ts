@@ -165,6 +165,14 @@ test('multiScaleRoiAlign gradient: GPU vs central differences on per-level refer
     (ts) => multiScaleRoiAlign(ts.slice(0, 4), ts[4], { outputSize: 2, scales }), ref);
 });
 
+test('roiAlign / multiScaleRoiAlign: a non-integer samplingRatio is an error naming the op', () => {
+  const x = E.zeros([1, 2, 8, 8]);
+  const r = E.fromArray([0, 1, 1, 6, 6], [1, 5]);
+  assert.throws(() => roiAlign(x, r, { outputSize: 2, samplingRatio: 1.5 }), /roiAlign: samplingRatio must be an integer .* got 1.5/);
+  assert.throws(() => multiScaleRoiAlign([x], r, { outputSize: 2, scales: [1], samplingRatio: 2.5 }), /multiScaleRoiAlign: samplingRatio must be an integer .* got 2.5/);
+  [x, r].forEach((t) => t.dispose());
+});
+
 test('roiPool matches torchvision fixtures', async () => {
   const f = fx('roi_pool');
   for (const [k, cs] of f.cases.entries()) {
