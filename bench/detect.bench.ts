@@ -1,6 +1,6 @@
 // Detection kernels: RoI Align fwd/bwd (single map and 4 FPN levels), NMS, top-k, IoU matrix.
-// Peers on the same adapter: tfjs-backend-webgpu cropAndResize (one bilinear sample per output
-// bin, no gradient) for RoI Align forward, nonMaxSuppressionAsync (reads boxes back, runs on the
+// Peers on the same adapter: tfjs-backend-webgpu cropAndResize on RoI Align's sample grid + avgPool
+// (the same output; tfjs has no gradient) for RoI Align forward, nonMaxSuppressionAsync (reads boxes back, runs on the
 // CPU) for NMS, tf.topk for top-k. Napkin bytes: RoI Align moves at least its output (plus
 // the sampled input footprint, which caches); NMS/top-k rows are latency-bound.
 import * as E from '../engine/index.ts';
@@ -29,12 +29,50 @@ function proposals(R: number, seed: number, minSide = 16, maxSide = 400): Float3
   return out;
 }
 
-function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note: string, sr = 2): BenchCase {
+/**
+ * Normalised cropAndResize boxes [R, 4] (y1, x1, y2, x2 over H−1, W−1) whose (sr·P)² grid is exactly
+ * RoI Align's sample points (aligned=false, torchvision): sample k of n = sr·P along an axis sits
+ * at start + (k + 0.5)·size/n with size clamped to >= 1; cropAndResize puts its first and last
+ * samples on the box edges, so the box spans the first to the last sample.
+ */
+export function cropBoxesForRoiAlign(rois: ArrayLike<number>, o: { P: number; sr: number; spatialScale: number; H: number; W: number }): number[][] {
+  const n = o.sr * o.P;
+  const axis = (lo: number, hi: number, extent: number): [number, number] => {
+    const start = lo * o.spatialScale;
+    const size = Math.max((hi - lo) * o.spatialScale, 1);
+    return [(start + 0.5 * size / n) / (extent - 1), (start + (n - 0.5) * size / n) / (extent - 1)];
+  };
+  return Array.from({ length: rois.length / 5 }, (_, i) => {
+    const [y1, y2] = axis(rois[i * 5 + 2], rois[i * 5 + 4], o.H);
+    const [x1, x2] = axis(rois[i * 5 + 1], rois[i * 5 + 3], o.W);
+    return [y1, x1, y2, x2];
+  });
+}
+
+/**
+ * RoI Align's output computed by tfjs: cropAndResize at (sr·P)² on the sample grid, then a sr×sr
+ * average pool (RoI Align averages the sr² samples of each bin). img: [N, H, W, C] → [R, P, P, C].
+ * Equal to roiAlign (NCHW) wherever every sample is inside [0, H−1]×[0, W−1]; outside, tfjs
+ * returns 0 where torchvision clamps samples within one pixel of the border.
+ */
+export function tfjsRoiAlign(tf: Tf, img: unknown, boxes: unknown, boxInd: unknown, P: number, sr: number): unknown {
+  return tf.tidy(() => {
+    const crops = tf.image.cropAndResize(img as any, boxes as any, boxInd as any, [sr * P, sr * P]);
+    return sr === 1 ? crops : tf.avgPool(crops, sr, sr, 'valid');
+  });
+}
+
+/**
+ * peer 'same': tfjs computes the same output (the same sample points, see tfjsRoiAlign);
+ * 'onesample': one cropAndResize sample per bin whatever sr is (the comparison earlier sessions
+ * reported; at sr 2 tfjs then does a quarter of the sampling work and returns a different output).
+ */
+function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note: string, sr = 2, peer: 'same' | 'onesample' = 'same'): BenchCase {
   const H = 200, W = 304;
   const rois = proposals(R, 7);
   return {
     family: 'detect',
-    name: `roiAlign ${dir === 'fwd' ? 'fwd' : 'fwd+bwd'} ${P}×${P}${sr === 2 ? '' : ` sr ${sr}`}`,
+    name: `roiAlign ${dir === 'fwd' ? 'fwd' : 'fwd+bwd'} ${P}×${P}${sr === 2 ? '' : ` sr ${sr}`}${peer === 'same' ? '' : ' (tfjs: 1 sample/bin)'}`,
     shape: `${R} RoIs × ${C} ch from [1,${C},${H},${W}], sr ${sr}${note}`,
     bytes: (dir === 'fwd' ? 1 : 2) * R * C * P * P * F,
     setup: () => {
@@ -50,10 +88,16 @@ function roiAlignCase(R: number, C: number, P: number, dir: 'fwd' | 'bwd', note:
       };
     },
     tfjs: dir === 'fwd' ? (tf: Tf) => {
-      const img = tf.randomNormal([1, H, W, C]) as any;
-      const boxes = tf.tensor2d(Array.from({ length: R }, (_, i) => [rois[i * 5 + 2] / IMG_H, rois[i * 5 + 1] / IMG_W, rois[i * 5 + 4] / IMG_H, rois[i * 5 + 3] / IMG_W]), [R, 4]) as any;
-      const ind = tf.zeros([R], 'int32') as any;
-      return { run: () => tf.image.cropAndResize(img, boxes, ind, [P, P]), dispose: () => tf.dispose([img, boxes, ind]) };
+      const img = tf.randomNormal([1, H, W, C]);
+      const boxes = peer === 'same'
+        ? tf.tensor2d(cropBoxesForRoiAlign(rois, { P, sr, spatialScale: 0.25, H, W }), [R, 4])
+        // one sample per bin, boxes scaled to the image corners: not RoI Align's sample points
+        : tf.tensor2d(Array.from({ length: R }, (_, i) => [rois[i * 5 + 2] / IMG_H, rois[i * 5 + 1] / IMG_W, rois[i * 5 + 4] / IMG_H, rois[i * 5 + 3] / IMG_W]), [R, 4]);
+      const ind = tf.zeros([R], 'int32');
+      const run = peer === 'same'
+        ? () => tfjsRoiAlign(tf, img, boxes, ind, P, sr)
+        : () => tf.image.cropAndResize(img as any, boxes as any, ind as any, [P, P]);
+      return { run, dispose: () => tf.dispose([img, boxes, ind]) };
     } : undefined,
   };
 }
@@ -123,8 +167,9 @@ export function cases(size: BenchSize): BenchCase[] {
   const note = full ? '' : ' (small: 256 RoIs × 64 ch)';
   const out: BenchCase[] = [
     roiAlignCase(R, C, 7, 'fwd', note),
+    // sr 2 against a cheaper tfjs op (one sample per bin, a different output): the lower bound
+    roiAlignCase(R, C, 7, 'fwd', note, 2, 'onesample'),
     roiAlignCase(R, C, 7, 'bwd', note),
-    // one bilinear sample per bin: the same sampling work as tfjs cropAndResize
     roiAlignCase(R, C, 7, 'fwd', note, 1),
     roiAlignCase(R, C, 14, 'fwd', note),
     roiAlignCase(R, C, 14, 'bwd', note),
