@@ -51,15 +51,27 @@ export function cropBoxesForRoiAlign(rois: ArrayLike<number>, o: { P: number; sr
 
 /**
  * RoI Align's output computed by tfjs: cropAndResize at (sr·P)² on the sample grid, then a sr×sr
- * average pool (RoI Align averages the sr² samples of each bin). img: [N, H, W, C] → [R, P, P, C].
- * Equal to roiAlign (NCHW) wherever every sample is inside [0, H−1]×[0, W−1]; outside, tfjs
- * returns 0 where torchvision clamps samples within one pixel of the border.
+ * average pool (RoI Align averages the sr² samples of each bin). img: [N, H, W, C] → [R, P, P, C],
+ * returned as RoI chunks: the crops of one chunk stay under `maxCropBytes` (Dawn's default
+ * maxStorageBufferBindingSize, 128 MiB; 512 RoIs × 28² × 256 ch would be 411 MB and fail
+ * validation). Equal to roiAlign (NCHW) wherever every sample is inside [0, H−1]×[0, W−1];
+ * outside, tfjs returns 0 where torchvision clamps samples within one pixel of the border.
  */
-export function tfjsRoiAlign(tf: Tf, img: unknown, boxes: unknown, boxInd: unknown, P: number, sr: number): unknown {
-  return tf.tidy(() => {
-    const crops = tf.image.cropAndResize(img as any, boxes as any, boxInd as any, [sr * P, sr * P]);
-    return sr === 1 ? crops : tf.avgPool(crops, sr, sr, 'valid');
-  });
+export function tfjsRoiAlign(tf: Tf, img: ReturnType<Tf['zeros']>, boxes: ReturnType<Tf['zeros']>, boxInd: ReturnType<Tf['zeros']>, P: number, sr: number, maxCropBytes = 2 ** 27): ReturnType<Tf['zeros']>[] {
+  const [R, C] = [boxes.shape[0], img.shape[3] ?? 1];
+  const perRoi = (sr * P) ** 2 * C * 4;
+  const chunk = Math.max(1, Math.floor(maxCropBytes / perRoi));
+  const outs: ReturnType<Tf['zeros']>[] = [];
+  for (let r0 = 0; r0 < R; r0 += chunk) {
+    const n = Math.min(chunk, R - r0);
+    outs.push(tf.tidy(() => {
+      const b = n === R ? boxes : tf.slice(boxes, [r0, 0], [n, 4]);
+      const ind = n === R ? boxInd : tf.slice(boxInd, [r0], [n]);
+      const crops = tf.image.cropAndResize(img as any, b as any, ind as any, [sr * P, sr * P]);
+      return sr === 1 ? crops : tf.avgPool(crops as any, sr, sr, 'valid');
+    }));
+  }
+  return outs;
 }
 
 /**

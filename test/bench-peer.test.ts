@@ -50,10 +50,13 @@ test('bench peer: tfjs cropAndResize on the sample grid + avgPool == roiAlign (s
     const img = tf.tensor4d(nhwc, [N, H, W, C]);
     const bt = tf.tensor2d(boxes, [R, 4]);
     const ind = tf.tensor1d(Array.from({ length: R }, (_, i) => i % N), 'int32');
-    const out = tfjsRoiAlign(tf, img, bt, ind, P, sr) as ReturnType<Tf['zeros']>;
+    // a crop budget of 5 RoIs exercises the chunking the full bench shape needs
+    const outs = tfjsRoiAlign(tf, img, bt, ind, P, sr, 5 * (sr * P) ** 2 * C * 4);
+    assert.equal(outs.map((o) => o.shape[0]), [5, 5, 2], 'tfjs peer chunks');
+    const out = tf.concat(outs);
     assert.equal(out.shape, [R, P, P, C], 'tfjs peer shape');
     const nhwcOut = await out.data();
-    tf.dispose([img, bt, ind, out]);
+    tf.dispose([img, bt, ind, out, ...outs]);
     const theirs = new Float64Array(R * C * P * P);
     for (let k = 0; k < R; k++) for (let c = 0; c < C; c++) for (let p = 0; p < P * P; p++) theirs[(k * C + c) * P * P + p] = nhwcOut[(k * P * P + p) * C + c];
     // f32 on both sides; cropAndResize rebuilds sample positions from normalised boxes (~1e-6 px)
