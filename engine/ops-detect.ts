@@ -10,6 +10,7 @@ import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch } from '../kernels/roi.ts';
 import { multiLevelRoiAlignLaunch, roiAlignLaunch, type RoiAlignParams } from '../kernels/roi-align.ts';
+import { alignGatherBwdLaunch, alignTileListsLaunch, alignTileListWords, type AlignBwdParams } from '../kernels/roi-align-bwd.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {
@@ -59,12 +60,21 @@ const roiAlignOp: OpDef<AlignAttrs> = {
   save: ([, rois]) => [rois],
   backward: (g, [rois], a, [mx]) => {
     const gc = c(g), rc = c(rois);
-    const gx = zeros(mx.shape);
-    run(roiAlignLaunch(alignParams(mx, rois.shape[0], a), 'bwd'), [gc, rc, gx]);
+    const gx = alignGatherBackward(gc, rc, alignParams(mx, rois.shape[0], a));
     done(gc, g); done(rc, rois);
     return [gx, null];
   },
 };
+
+/** RoI Align backward as a gather over per-tile RoI lists (kernels/roi-align-bwd.ts): writes all of gx, no atomics. */
+function alignGatherBackward(g: Tensor, rois: Tensor, p: AlignBwdParams): Tensor {
+  const gx = empty([p.N, p.C, p.H, p.W], 'f32', 'roiAlign.grad');
+  const lists = empty([alignTileListWords(p)], 'i32', 'roiAlign.tileLists');
+  run(alignTileListsLaunch(p), [rois, lists]);
+  run(alignGatherBwdLaunch(p), [g, rois, lists, gx]);
+  lists.dispose();
+  return gx;
+}
 
 /** torchvision.ops.roi_align: x [N, C, H, W], rois [R, 5] → [R, C, PH, PW]; grads flow into x only. */
 export function roiAlign(x: Tensor, rois: Tensor, o: RoiAlignOpts): Tensor {
@@ -98,8 +108,14 @@ const multiLevelOp: OpDef<MultiAttrs> = {
   backward: (g, [rois], a, metas) => {
     const fm = metas.slice(0, -1);
     const gc = c(g), rc = c(rois);
-    const gs = fm.map((m) => zeros(m.shape));
-    run(multiLevelRoiAlignLaunch(mlParams(fm, rois.shape[0], a), 'bwd'), [gc, rc, ...gs]);
+    // one gather per level over the RoIs its LevelMapper sends there (no host work between them)
+    const gs = fm.map((m, l) => {
+      const [N, C, H, W] = m.shape;
+      return alignGatherBackward(gc, rc, {
+        N, C, H, W, R: rois.shape[0], PH: a.P, PW: a.P, spatialScale: a.scales[l], samplingRatio: a.samplingRatio, aligned: false,
+        levelOf: { level: l, levels: fm.length, kMin: a.kMin, canonicalScale: a.canonicalScale, canonicalLevel: a.canonicalLevel },
+      });
+    });
     done(gc, g); done(rc, rois);
     return [...gs, null];
   },

@@ -39,7 +39,7 @@ fn alignTapsOr0(H: i32, W: i32, y: f32, x: f32) -> Taps {
 }`;
 
 // The per-RoI bin geometry of torchvision roi_align (f32 arithmetic in its order).
-const ALIGN_GEOM = `
+export const ALIGN_GEOM = `
 struct Geom { b: i32, sy: f32, sx: f32, bh: f32, bw: f32, gh: i32, gw: i32, cnt: f32 }
 fn alignGeom(r: u32, scale: f32, sr: i32, aligned: u32, PH: u32, PW: u32) -> Geom {
   var g: Geom;
