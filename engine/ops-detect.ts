@@ -99,7 +99,7 @@ const multiLevelOp: OpDef<MultiAttrs> = {
     const fs = ins.slice(0, -1).map(c);
     const rc = c(rois);
     const out = empty([rois.shape[0], fs[0].shape[1], a.P, a.P], 'f32', 'multiScaleRoiAlign');
-    run(multiLevelRoiAlignLaunch(mlParams(fs, rois.shape[0], a), 'fwd'), [...fs, rc, out]);
+    run(multiLevelRoiAlignLaunch(mlParams(fs, rois.shape[0], a)), [...fs, rc, out]);
     fs.forEach((f, i) => done(f, ins[i]));
     done(rc, rois);
     return out;

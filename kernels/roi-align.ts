@@ -2,11 +2,10 @@
 // One thread per (16-channel chunk, RoI, bin): the bin geometry and its bilinear taps are computed
 // once and reused for 16 channels. The forward with a fixed sampling ratio 1..3 (torchvision's
 // poolers use 2) walks the bin as separable row x column weights over its distinct tap lines (each
-// (line, column) loaded once for all 16 channels); adaptive ratios loop samples. Backward scatters
-// with the CAS float add (kernels/common.ts), so grads sum in nondeterministic order, as
-// torchvision's CUDA atomicAdd. Same-process lavapipe measurements: bench/README-detect.md.
+// (line, column) loaded once for all 16 channels); adaptive ratios loop samples. The backward is a
+// gather in kernels/roi-align-bwd.ts. Same-process lavapipe measurements: bench/README-detect.md.
 // Layouts: features [N, C, H, W] contiguous; rois [R, 5] = (batch index, x1, y1, x2, y2) in image px.
-import { type Launch, CAS_ADD_F32, cdiv, grid1d, WG_LINEAR } from './common.ts';
+import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
 
 const WG = 256;
 // Channels per thread (lavapipe: per-output geometry costs ~8x the loads it feeds; 16 measured
@@ -32,11 +31,7 @@ fn alignTaps(H: i32, W: i32, yIn: f32, xIn: f32) -> Taps {
   t.w = vec4f(hy * hx, hy * lx, ly * hx, ly * lx);
   return t;
 }
-fn alignTapsOr0(H: i32, W: i32, y: f32, x: f32) -> Taps {
-  var t = alignTaps(H, W, y, x);
-  if (!t.ok) { t.o = vec4i(0); t.w = vec4f(0.0); }
-  return t;
-}`;
+`;
 
 // The per-RoI bin geometry of torchvision roi_align (f32 arithmetic in its order).
 export const ALIGN_GEOM = `
@@ -71,39 +66,19 @@ const alignThreadMain = (wg: number, cpt: number) => `@compute @workgroup_size($
   let pw = i % u.PW; let ph = (i / u.PW) % u.PH; let r = (i / (u.PW * u.PH)) % u.R; let cb = i / (u.PW * u.PH * u.R);
   let geo = alignGeom(r, u.scale, u.sr, u.aligned, u.PH, u.PW);
   let c0 = cb * ${cpt}u; let c1 = min(c0 + ${cpt}u, u.C);`;
-// With a fixed sampling ratio <= 3 the sample loop is unrolled at compile time (sr is in the
-// key); adaptive grids (unbounded sample counts) loop samples per chunk.
+// A fixed sampling ratio <= 3 takes the separable walk, with its sr samples per axis unrolled
+// (sr is in the key); adaptive grids (unbounded sample counts) loop samples per chunk.
 const maxStaticSr = 3;
 
 const ALIGN_U: [string, 'u32' | 'i32' | 'f32'][] = [['n', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'], ['PH', 'u32'], ['PW', 'u32'], ['N', 'u32'], ['scale', 'f32'], ['sr', 'i32'], ['aligned', 'u32'], ['R', 'u32']];
 
 /**
- * The sampling + channel loop of RoI Align for one thread, reading feature array `src` (fwd,
- * adaptive ratio) or adding into atomic array `dst` (bwd). Expects geo, H, W, ph, pw, r, c0, c1, plane, base0 and
- * reads g / writes out at outIdx.
+ * The adaptive-ratio forward of one thread (a sample loop per bin, reading feature array `src`):
+ * expects geo, H, W, ph, pw, r, c0, c1, plane, base0 and writes out at outIdx.
  */
-function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, outIdx: string): string {
-  // Unrolled: the sr² samples' taps live in registers (no dynamically indexed private arrays,
-  // which lavapipe spills); a sample outside the map gets zero weights on pixel 0.
-  const S = sr * sr;
-  const samples = Array.from({ length: S }, (_, s) => `let t${s} = alignTapsOr0(H, W, geo.sy + f32(ph) * geo.bh + ${(Math.floor(s / sr) + 0.5).toFixed(1)} * geo.bh / ${sr}.0, geo.sx + f32(pw) * geo.bw + ${((s % sr) + 0.5).toFixed(1)} * geo.bw / ${sr}.0);`).join('\n  ');
-  const gatherS = (s: number) => `dot(w${s}, vec4f(${src}[base + u32(t${s}.o.x)], ${src}[base + u32(t${s}.o.y)], ${src}[base + u32(t${s}.o.z)], ${src}[base + u32(t${s}.o.w)]))`;
-  // Backward: atomics dominate, so the bin's taps are merged per pixel first (small bins put
-  // several samples on the same pixels), then each distinct pixel gets one atomic per channel.
-  const staticBwd = `
-  ${samples}
-  var to: array<i32, ${4 * S}>;
-  var tw: array<f32, ${4 * S}>;
-  var nt = 0u;
-  ${Array.from({ length: S }, (_, s) => `if (t${s}.ok) { for (var q = 0; q < 4; q++) { let o = t${s}.o[q]; var k = 0u; for (; k < nt; k++) { if (to[k] == o) { tw[k] += t${s}.w[q]; break; } } if (k == nt) { to[nt] = o; tw[nt] = t${s}.w[q]; nt++; } } }`).join('\n  ')}
-  for (var c = c0; c < c1; c++) {
-    let base = base0 + (c - c0) * plane;
-    let gv = g[${outIdx}] / geo.cnt;
-    if (gv != 0.0) { for (var k = 0u; k < nt; k++) { atomicAdd_${dst}(base + u32(to[k]), gv * tw[k]); } }
-  }`;
-  const dynBody = `
-  ${dir === 'fwd' ? `var acc: array<f32, ${CPT}>;` : `var gv: array<f32, ${CPT}>;
-  for (var c = c0; c < c1; c++) { gv[c - c0] = g[${outIdx}] / geo.cnt; }`}
+function alignBody(src: string, outIdx: string): string {
+  return `
+  var acc: array<f32, ${CPT}>;
   for (var iy = 0; iy < geo.gh; iy++) {
     let y = geo.sy + f32(ph) * geo.bh + (f32(iy) + 0.5) * geo.bh / f32(geo.gh);
     for (var ix = 0; ix < geo.gw; ix++) {
@@ -112,53 +87,43 @@ function alignBody(dir: 'fwd' | 'bwd', sr: number, src: string, dst: string, out
       if (t.ok) {
         for (var c = c0; c < c1; c++) {
           let base = base0 + (c - c0) * plane;
-          ${dir === 'fwd' ? `acc[c - c0] += t.w.x * ${src}[base + u32(t.o.x)] + t.w.y * ${src}[base + u32(t.o.y)] + t.w.z * ${src}[base + u32(t.o.z)] + t.w.w * ${src}[base + u32(t.o.w)];`
-    : `let v = gv[c - c0];
-          atomicAdd_${dst}(base + u32(t.o.x), v * t.w.x); atomicAdd_${dst}(base + u32(t.o.y), v * t.w.y);
-          atomicAdd_${dst}(base + u32(t.o.z), v * t.w.z); atomicAdd_${dst}(base + u32(t.o.w), v * t.w.w);`}
+          acc[c - c0] += t.w.x * ${src}[base + u32(t.o.x)] + t.w.y * ${src}[base + u32(t.o.y)] + t.w.z * ${src}[base + u32(t.o.z)] + t.w.w * ${src}[base + u32(t.o.w)];
         }
       }
     }
   }
-  ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = acc[c - c0] / geo.cnt; }` : ''}`;
-  // a fixed ratio's forward is the separable walk (sepBody), so only the backward unrolls here
-  return sr > 0 && dir === 'bwd' ? staticBwd : dynBody;
+  for (var c = c0; c < c1; c++) { out[${outIdx}] = acc[c - c0] / geo.cnt; }`;
 }
 
 /**
- * RoI Align over x [N, C, H, W] and rois [R, 5]: 'fwd' writes out [R, C, PH, PW] (bindings x,
- * rois, out; a fixed ratio 1..3 takes roiAlignSepLaunch); 'bwd' adds the backward of g [R, C, PH, PW] into gx (zeroed by the caller;
- * bindings g, rois, gx). One thread per (CPT-channel chunk, RoI, bin).
+ * RoI Align forward over x [N, C, H, W] and rois [R, 5] into out [R, C, PH, PW] (bindings x, rois,
+ * out): a fixed ratio 1..3 takes roiAlignSepLaunch, others loop samples. One thread per
+ * (CPT-channel chunk, RoI, bin). The backward is alignGatherBwdLaunch (kernels/roi-align-bwd.ts).
  */
-export function roiAlignLaunch(p: RoiAlignParams, dir: 'fwd' | 'bwd' = 'fwd'): Launch {
+export function roiAlignLaunch(p: RoiAlignParams): Launch {
   const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
-  if (dir === 'fwd' && sr > 0) return roiAlignSepLaunch(p);
+  if (sr > 0) return roiAlignSepLaunch(p);
   const CB = cdiv(p.C, CPT);
   const n = p.R * CB * p.PH * p.PW;
-  const binds = dir === 'fwd'
-    ? `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`
-    : `@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<atomic<u32>>;`;
   const outIdx = '((r * u.C + c) * u.PH + ph) * u.PW + pw';
   return {
-    key: `roiAlign:${dir}:sr${sr}`,
+    key: 'roiAlign:fwd:adaptive',
     build: () => ({
       uniforms: ALIGN_U,
       code: `
-${binds}
-${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? CAS_ADD_F32('gx') : ''}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> rois: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
 ${alignThreadMain(WG, CPT)}
   if (geo.b < 0 || geo.b >= i32(u.N)) {
-    ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }` : ''}
+    for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }
     return;
   }
   let H = i32(u.H); let W = i32(u.W);
   let plane = u.H * u.W;
   let base0 = (u32(geo.b) * u.C + c0) * plane;
-  ${alignBody(dir, sr, 'x', 'gx', outIdx)}
+  ${alignBody('x', outIdx)}
 }`,
     }),
     uniforms: [n, p.C, p.H, p.W, p.PH, p.PW, p.N, p.spatialScale, p.samplingRatio, p.aligned ? 1 : 0, p.R],
@@ -173,34 +138,32 @@ export interface MultiLevelParams { N: number; C: number; R: number; P: number; 
 /**
  * torchvision MultiScaleRoIAlign in one dispatch: each thread maps its RoI to a level with the
  * LevelMapper (k = floor(k0 + log2(sqrt(area)/s0) + 1e-6) clamped to [kMin, kMin+L-1]) and reads
- * that level's buffer (aligned=false as torchvision's poolers). Bindings: f0..f{L-1}, rois, out
- * (forward) or g, rois, g0..g{L-1} (backward, atomic). Threads are ordered channel-chunk outermost
- * as the single-level kernels (lavapipe full bench: fwd 109-114 -> 89-95 ms, fwd+bwd 681 -> 613 ms
- * against RoI outermost).
+ * that level's buffer (aligned=false as torchvision's poolers). Bindings: f0..f{L-1}, rois, out.
+ * Threads are ordered channel-chunk outermost as the single-level kernels (lavapipe full bench:
+ * 109-114 -> 89-95 ms against RoI outermost). The backward is one gather per level
+ * (kernels/roi-align-bwd.ts).
  */
-export function multiLevelRoiAlignLaunch(p: MultiLevelParams, dir: 'fwd' | 'bwd'): Launch {
+export function multiLevelRoiAlignLaunch(p: MultiLevelParams): Launch {
   const L = p.levels.length;
   if (L < 1 || L > 4) throw new Error(`multiScaleRoiAlign: ${L} levels (1..4 supported)`);
   const CB = cdiv(p.C, CPT);
   const n = p.R * CB * p.P * p.P;
   const sr = p.samplingRatio > 0 && p.samplingRatio <= maxStaticSr ? p.samplingRatio : 0;
   const lv = [0, 1, 2, 3].map((i) => p.levels[Math.min(i, L - 1)]);
-  const names = Array.from({ length: L }, (_, l) => (dir === 'fwd' ? `f${l}` : `g${l}`));
-  const bind = dir === 'fwd'
-    ? [...names.map((nm, l) => `@group(0) @binding(${l}) var<storage, read> ${nm}: array<f32>;`), `@group(0) @binding(${L}) var<storage, read> rois: array<f32>;`, `@group(0) @binding(${L + 1}) var<storage, read_write> out: array<f32>;`]
-    : [`@group(0) @binding(0) var<storage, read> g: array<f32>;`, `@group(0) @binding(1) var<storage, read> rois: array<f32>;`, ...names.map((nm, l) => `@group(0) @binding(${l + 2}) var<storage, read_write> ${nm}: array<atomic<u32>>;`)];
+  const names = Array.from({ length: L }, (_, l) => `f${l}`);
+  const bind = [...names.map((nm, l) => `@group(0) @binding(${l}) var<storage, read> ${nm}: array<f32>;`), `@group(0) @binding(${L}) var<storage, read> rois: array<f32>;`, `@group(0) @binding(${L + 1}) var<storage, read_write> out: array<f32>;`];
   const outIdx = '((r * u.C + c) * u.P + ph) * u.P + pw';
   // forward with a fixed ratio: the separable walk of roiAlignSepLaunch, one copy per level buffer
-  const sepFwd = dir === 'fwd' && sr > 0;
-  const body = (nm: string) => (sepFwd ? sepBody(sr, nm, '((r * u.C + c0) * u.P + ph) * u.P + pw', 'u.P * u.P') : alignBody(dir, sr, nm, nm, outIdx));
+  const sepFwd = sr > 0;
+  const body = (nm: string) => (sepFwd ? sepBody(sr, nm, '((r * u.C + c0) * u.P + ph) * u.P + pw', 'u.P * u.P') : alignBody(nm, outIdx));
   const cases = names.map((nm, l) => `case ${l}u: {${body(nm)}\n  }`).join('\n  ');
   return {
-    key: `roiAlignML:${dir}:L${L}:sr${sr}`,
+    key: `roiAlignML:fwd:L${L}:sr${sr}`,
     build: () => ({
       uniforms: [['hs', 'vec4u'], ['ws', 'vec4u'], ['scales', 'vec4f'], ['n', 'u32'], ['C', 'u32'], ['P', 'u32'], ['N', 'u32'], ['sr', 'i32'], ['kMin', 'f32'], ['s0', 'f32'], ['k0', 'f32'], ['R', 'u32']],
       code: `
 ${bind.join('\n')}
-${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? names.map(CAS_ADD_F32).join('') : ''}
+${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = wgLinear(wid, nwg) * ${WG}u + lid;
   if (i >= u.n) { return; }
@@ -213,7 +176,7 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}${dir === 'bwd' ? names.map(CAS_ADD_F32).j
   let geo = alignGeom(r, u.scales[lvl], u.sr, 0u, u.P, u.P);
   let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
   if (geo.b < 0 || geo.b >= i32(u.N)) {
-    ${dir === 'fwd' ? `for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }` : ''}
+    for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }
     return;
   }
   let plane = u32(H * W);

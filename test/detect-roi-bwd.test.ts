@@ -44,18 +44,18 @@ async function gradOf(xShape: number[], rr: Float64Array, g: Float64Array, o: { 
 
 for (const aligned of [false, true]) {
   for (const sr of [1, 2, 3, 0]) {
-    test(`roiAlign backward (aligned=${aligned}, sr ${sr}): 3 images × 19 ch × 37×45 (3×3 tiles) vs float64 adjoint`, async () => {
-      const xShape = [3, 19, 37, 45];
+    test(`roiAlign backward (aligned=${aligned}, sr ${sr}): 3 images × 37 ch (two 32-channel chunks) × 37×45 (3×3 tiles) vs float64 adjoint`, async () => {
+      const xShape = [3, 37, 37, 45];
       const R = 30;
       // image 2 gets no RoI: its gradient must be written as exact zeros (gx is NaN-poisoned)
       const rr = rois(R, 3, 37, 45, 0.5, 40 + sr + (aligned ? 10 : 0), 2);
       for (const [PH, PW] of [[3, 5], [7, 7]]) {
-        const g = randArray(R * 19 * PH * PW, 7 + PH);
+        const g = randArray(R * 37 * PH * PW, 7 + PH);
         const o = { outputSize: [PH, PW] as [number, number], spatialScale: 0.5, samplingRatio: sr, aligned };
         const got = await gradOf(xShape, rr, g, o);
         const want = refRoiAlignBackward(g, xShape, rr, R, { PH, PW, spatialScale: 0.5, samplingRatio: sr, aligned });
         assertClose(got, want, `roiAlign bwd a=${aligned} sr=${sr} ${PH}×${PW}`, 1e-5, 1e-4);
-        assert.ok(got.subarray(2 * 19 * 37 * 45).every((v) => v === 0), 'image without RoIs: gradient exactly 0');
+        assert.ok(got.subarray(2 * 37 * 37 * 45).every((v) => v === 0), 'image without RoIs: gradient exactly 0');
         const again = await gradOf(xShape, rr, g, o);
         assert.ok(got.every((v, i) => Object.is(v, again[i])), 'backward is bitwise reproducible');
       }
