@@ -53,6 +53,11 @@ fn alignGeom(r: u32, scale: f32, sr: i32, aligned: u32, PH: u32, PW: u32) -> Geo
   return g;
 }`;
 
+// bindings of the single-level forward kernels
+const FWD_BINDS = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> rois: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`;
+
 export interface RoiAlignParams { N: number; C: number; H: number; W: number; R: number; PH: number; PW: number; spatialScale: number; samplingRatio: number; aligned: boolean }
 
 /**
@@ -111,9 +116,7 @@ export function roiAlignLaunch(p: RoiAlignParams): Launch {
     build: () => ({
       uniforms: ALIGN_U,
       code: `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${FWD_BINDS}
 ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
 ${alignThreadMain(WG, CPT)}
   if (geo.b < 0 || geo.b >= i32(u.N)) {
@@ -279,9 +282,7 @@ export function roiAlignSepLaunch(p: RoiAlignParams): Launch {
     build: () => ({
       uniforms: ALIGN_U,
       code: `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${FWD_BINDS}
 ${WG_LINEAR}${ALIGN_GEOM}
 ${alignThreadMain(WG, CPT)}
   let H = i32(u.H); let W = i32(u.W);
