@@ -298,23 +298,30 @@ ${alignThreadMain(WG, CPT)}
 
 // ---- float64 references -----------------------------------------------------------------------------
 
-/** torchvision roi_align (csrc/ops/cpu/roi_align_kernel.cpp semantics) in float64. */
-export function refRoiAlign(x: ArrayLike<number>, xShape: number[], rois: ArrayLike<number>, R: number, o: { PH: number; PW: number; spatialScale: number; samplingRatio: number; aligned: boolean }): Float64Array {
-  const [N, C, H, W] = xShape;
-  const out = new Float64Array(R * C * o.PH * o.PW);
+/** torchvision's bilinear taps in float64: [pixel offset y·W + x, weight] × 4, or null for a sample outside [-1, H] × [-1, W]. */
+function refTaps(H: number, W: number, y: number, xx: number): [number, number][] | null {
+  if (y < -1 || y > H || xx < -1 || xx > W) return null;
+  y = Math.max(y, 0);
+  xx = Math.max(xx, 0);
+  let yl = Math.floor(y), xl = Math.floor(xx), yh, xh;
+  if (yl >= H - 1) { yl = yh = H - 1; y = yl; } else yh = yl + 1;
+  if (xl >= W - 1) { xl = xh = W - 1; xx = xl; } else xh = xl + 1;
+  const ly = y - yl, lx = xx - xl, hy = 1 - ly, hx = 1 - lx;
+  return [[yl * W + xl, hy * hx], [yl * W + xh, hy * lx], [yh * W + xl, ly * hx], [yh * W + xh, ly * lx]];
+}
+
+type RefAlignOpts = { PH: number; PW: number; spatialScale: number; samplingRatio: number; aligned: boolean };
+
+/**
+ * Visits every in-map sample of every bin of each RoI with a batch index in [0, N) (torchvision
+ * roi_align geometry in float64): visit(r, b, bin = ph·PW + pw, taps, count).
+ */
+export function refAlignSamples(xShape: number[], rois: ArrayLike<number>, R: number, o: RefAlignOpts, visit: (r: number, b: number, bin: number, taps: [number, number][], cnt: number) => void): void {
+  const [N, , H, W] = xShape;
   const off = o.aligned ? 0.5 : 0;
-  const bil = (base: number, y: number, xx: number) => {
-    if (y < -1 || y > H || xx < -1 || xx > W) return 0;
-    y = Math.max(y, 0);
-    xx = Math.max(xx, 0);
-    let yl = Math.floor(y), xl = Math.floor(xx), yh, xh;
-    if (yl >= H - 1) { yl = yh = H - 1; y = yl; } else yh = yl + 1;
-    if (xl >= W - 1) { xl = xh = W - 1; xx = xl; } else xh = xl + 1;
-    const ly = y - yl, lx = xx - xl, hy = 1 - ly, hx = 1 - lx;
-    return hy * hx * x[base + yl * W + xl] + hy * lx * x[base + yl * W + xh] + ly * hx * x[base + yh * W + xl] + ly * lx * x[base + yh * W + xh];
-  };
   for (let r = 0; r < R; r++) {
     const b = Math.trunc(rois[r * 5]);
+    if (b < 0 || b >= N) continue;
     const sx = rois[r * 5 + 1] * o.spatialScale - off, sy = rois[r * 5 + 2] * o.spatialScale - off;
     let rw = rois[r * 5 + 3] * o.spatialScale - off - sx, rh = rois[r * 5 + 4] * o.spatialScale - off - sy;
     if (!o.aligned) { rw = Math.max(rw, 1); rh = Math.max(rh, 1); }
@@ -322,18 +329,29 @@ export function refRoiAlign(x: ArrayLike<number>, xShape: number[], rois: ArrayL
     const gh = o.samplingRatio > 0 ? o.samplingRatio : Math.ceil(rh / o.PH);
     const gw = o.samplingRatio > 0 ? o.samplingRatio : Math.ceil(rw / o.PW);
     const cnt = Math.max(gh * gw, 1);
+    for (let ph = 0; ph < o.PH; ph++)
+      for (let pw = 0; pw < o.PW; pw++)
+        for (let iy = 0; iy < gh; iy++)
+          for (let ix = 0; ix < gw; ix++) {
+            const taps = refTaps(H, W, sy + ph * bh + ((iy + 0.5) * bh) / gh, sx + pw * bw + ((ix + 0.5) * bw) / gw);
+            if (taps) visit(r, b, ph * o.PW + pw, taps, cnt);
+          }
+  }
+}
+
+/** torchvision roi_align (csrc/ops/cpu/roi_align_kernel.cpp semantics) in float64; out-of-range batch index → 0. */
+export function refRoiAlign(x: ArrayLike<number>, xShape: number[], rois: ArrayLike<number>, R: number, o: RefAlignOpts): Float64Array {
+  const [, C, H, W] = xShape;
+  const S = o.PH * o.PW;
+  const out = new Float64Array(R * C * S);
+  refAlignSamples(xShape, rois, R, o, (r, b, bin, taps, cnt) => {
     for (let c = 0; c < C; c++) {
       const base = (b * C + c) * H * W;
-      for (let ph = 0; ph < o.PH; ph++)
-        for (let pw = 0; pw < o.PW; pw++) {
-          let acc = 0;
-          if (b >= 0 && b < N)
-            for (let iy = 0; iy < gh; iy++)
-              for (let ix = 0; ix < gw; ix++) acc += bil(base, sy + ph * bh + ((iy + 0.5) * bh) / gh, sx + pw * bw + ((ix + 0.5) * bw) / gw);
-          out[((r * C + c) * o.PH + ph) * o.PW + pw] = acc / cnt;
-        }
+      let v = 0;
+      for (const [t, w] of taps) v += w * x[base + t];
+      out[(r * C + c) * S + bin] += v / cnt;
     }
-  }
+  });
   return out;
 }
 
