@@ -479,7 +479,8 @@ export function anchorsPyFaster(featSize: [number, number], featStride = 16, bas
 
 /**
  * torchvision Matcher on iou [M gt, N pred]: matches i32 [N] (gt index, -1 below low, -2 between)
- * and labels i32 [N] (1 fg, 0 bg, -1 ignore). No gt (M = 0): everything is background.
+ * and labels i32 [N] (1 fg, 0 bg, -1 ignore). No gt (M = 0): everything is background. A row of
+ * IoUs all -1 is a padding GT (fixed-capacity targets): it makes no low-quality match.
  */
 export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQualityMatches?: boolean }): { matches: Tensor; labels: Tensor } {
   if (iou.rank !== 2 || iou.dtype !== 'f32') throw new Error(`matcher: iou must be f32 [M, N], got ${iou.dtype} [${iou.shape}]`);
@@ -505,9 +506,10 @@ export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQua
 /**
  * BalancedPositiveNegativeSampler for one image: labels i32 [N] (>= 1 fg, 0 bg, < 0 ignored) →
  * pos/neg masks i32 [N] with min(#fg, ⌊batch·fraction⌋) positives and min(#bg, batch - #pos)
- * negatives, chosen uniformly by a seeded GPU RNG (random keys + the bitonic sort).
+ * negatives, chosen uniformly by a seeded GPU RNG (random keys + the bitonic sort); mode 'firstK'
+ * takes the first ones by index instead (parity tests).
  */
-export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number }): { pos: Tensor; neg: Tensor } {
+export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number; mode?: 'random' | 'firstK' }): { pos: Tensor; neg: Tensor } {
   if (labels.rank !== 1 || labels.dtype !== 'i32') throw new Error(`sampler: labels must be i32 [N], got ${labels.dtype} [${labels.shape}]`);
   const N = labels.shape[0];
   const pos = empty([N], 'i32', 'sampler.pos');
@@ -515,7 +517,7 @@ export function sampler(labels: Tensor, o: { batchSizePerImage: number; positive
   if (N === 0) return { pos, neg };
   const l = c(labels);
   const keys = empty([N], 'f32', 'sampler.keys');
-  run(samplerKeysLaunch(N, o.seed), [l, keys]);
+  run(samplerKeysLaunch(N, o.seed, (o.mode ?? 'random') === 'random'), [l, keys]);
   const { values, indices } = argsort(keys);
   run(samplerSelectLaunch(N, o.batchSizePerImage, o.positiveFraction), [l, indices, pos, neg]);
   [keys, values, indices].forEach((t) => t.dispose());

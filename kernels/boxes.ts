@@ -180,7 +180,8 @@ export function matchFinalLaunch(M: number, N: number, high: number, low: number
   var m = args[i];
   if (v < u.low) { m = -1; } else if (v < u.high) { m = -2; }
   if (u.allowLow != 0u && m < 0) {
-    for (var g = 0u; g < u.M; g++) { if (iou[g * u.n + i] == best[g]) { m = args[i]; break; } }
+    // best[g] < 0 marks a padding GT row (callers fill its IoUs with -1): it matches nothing
+    for (var g = 0u; g < u.M; g++) { if (best[g] >= 0.0 && iou[g * u.n + i] == best[g]) { m = args[i]; break; } }
   }
   matches[i] = m;
   labels[i] = select(select(-1, 0, m == -1), 1, m >= 0);`,
@@ -206,13 +207,15 @@ fn pcg(v: u32) -> u32 {
  * (label 0) in [2,3), ignored in [0,1), each plus a seeded uniform, so one descending sort puts
  * positives then negatives, each in a random order. Bindings: labels, keys.
  */
-export function samplerKeysLaunch(N: number, seed: number): Launch {
+export function samplerKeysLaunch(N: number, seed: number, random = true): Launch {
+  // random = false: keys are the category alone, so the index-stable sort keeps index order
+  // (the parity tests' "first k by index" rule in place of torchvision's randperm)
   return lin(`
   let l = labels[i];
   let cat = select(select(0.0, 2.0, l == 0), 4.0, l >= 1);
-  keys[i] = cat + f32(pcg(pcg(i ^ pcg(u.seed)) + 0x9e3779b9u) >> 8u) * (1.0 / 16777216.0);`,
+  keys[i] = cat + select(0.0, f32(pcg(pcg(i ^ pcg(u.seed)) + 0x9e3779b9u) >> 8u) * (1.0 / 16777216.0), u.random != 0u);`,
   `@group(0) @binding(0) var<storage, read> labels: array<i32>;
-@group(0) @binding(1) var<storage, read_write> keys: array<f32>;`, [['seed', 'u32']], 'sampler:keys', [seed >>> 0], N, PCG);
+@group(0) @binding(1) var<storage, read_write> keys: array<f32>;`, [['seed', 'u32'], ['random', 'u32']], 'sampler:keys', [seed >>> 0, random ? 1 : 0], N, PCG);
 }
 
 /**
