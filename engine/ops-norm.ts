@@ -1,5 +1,5 @@
-// Batch norm (train / eval / frozen), per-channel affine, pooling and resampling op rows (kernels in
-// ../kernels/{norm,pool,resample}.ts); aggregated into convOps by ./ops-conv.ts. All NCHW.
+// Batch norm (train / eval / frozen), per-channel affine, group norm, pooling and resampling op rows
+// (kernels in ../kernels/{norm,group-norm,pool,resample}.ts); aggregated into convOps by ./ops-conv.ts. All NCHW.
 import { apply, noGrad, type OpDef } from './autograd.ts';
 import { empty, Tensor, viewOf } from './tensor.ts';
 import { add, assignInto, full, mul, rsqrt, run, sub } from './ops.ts';
@@ -7,6 +7,10 @@ import { mapLaunch } from '../kernels/elementwise.ts';
 import {
   bnBackwardLaunch, bnStatsFinalizeLaunch, bnStatsPartialLaunch, channelAffineLaunch, channelSumsFinalizeLaunch, channelSumsPartialLaunch, planChannels, type ChannelPlan,
 } from '../kernels/norm.ts';
+import { gnBwdChannelLaunch, gnBwdDxLaunch, gnBwdGroupLaunch, gnBwdPartialLaunch, gnNormalizeLaunch, gnStatsFinalLaunch, gnStatsPartialLaunch, planGroupNorm, type GroupNormPlan } from '../kernels/group-norm.ts';
+import { TARGET_THREADS_CPU, TARGET_THREADS_GPU } from '../kernels/reduce.ts';
+import { numel } from '../kernels/common.ts';
+import { runtime } from './runtime.ts';
 
 /** t itself when contiguous at offset 0, else a dense copy (kernels index from element 0). */
 export function dense(t: Tensor): Tensor {
@@ -134,9 +138,87 @@ const channelAffineOp: OpDef<AffineAttrs> = {
   },
 };
 
+// ---- group norm -------------------------------------------------------------------------------
+
+interface GnAttrs { G: number; eps: number; relu: boolean; rowStats?: Tensor }
+
+function gnPlan(shape: number[], G: number): GroupNormPlan {
+  const cpu = runtime().dev.isCpu;
+  return planGroupNorm(shape[0], shape[1], numel(shape.slice(2)), G, cpu ? TARGET_THREADS_CPU : TARGET_THREADS_GPU, cpu);
+}
+
+const groupNormOp: OpDef<GnAttrs> = {
+  forward: ([x, gamma, beta], a) => {
+    const p = gnPlan(x.shape, a.G);
+    const y = empty(x.shape, 'f32', 'groupNorm');
+    a.rowStats = empty([p.N * p.C, 4], 'f32', 'gn-row-stats');
+    if (x.size === 0) return y;
+    const [xd, gd, bd] = [dense(x), dense(gamma), dense(beta)];
+    const part = empty([p.N * p.G * p.statsP, 4], 'f32', 'gn-part');
+    run(gnStatsPartialLaunch(p), [xd, part]);
+    run(gnStatsFinalLaunch(p, a.eps), [xd, part, gd, bd, a.rowStats]);
+    run(gnNormalizeLaunch(p, a.relu), [xd, a.rowStats, y]);
+    part.dispose();
+    freeIfCopy(xd, x);
+    freeIfCopy(gd, gamma);
+    freeIfCopy(bd, beta);
+    return y;
+  },
+  save: ([x, gamma], _out, a) => [x, gamma, a.rowStats!],
+  backward: (g, [x, gamma, rowStats], a, [mx, mg, mb]) => {
+    const p = gnPlan(mx.shape, a.G);
+    const wantSums = mg.requiresGrad || mb.requiresGrad;
+    if (numel(mx.shape) === 0) return [mx.requiresGrad ? empty(mx.shape, 'f32', 'groupNorm-dx') : null, mg.requiresGrad ? full([p.C], 0) : null, mb.requiresGrad ? full([p.C], 0) : null];
+    const [gd, xd, gm] = [dense(g), dense(x), dense(gamma)];
+    const part = empty([p.N * p.C * p.rowsP, 2], 'f32', 'gn-bwd-part');
+    run(gnBwdPartialLaunch(p, a.relu), [gd, xd, rowStats, part]);
+    const rowSums = empty([p.N * p.C, 2], 'f32', 'gn-row-sums');
+    const coef = empty([p.N * p.G, 2], 'f32', 'gn-coef');
+    run(gnBwdGroupLaunch(p), [part, gm, rowStats, rowSums, coef]);
+    let dx: Tensor | null = null;
+    if (mx.requiresGrad) {
+      dx = empty(mx.shape, 'f32', 'groupNorm-dx');
+      run(gnBwdDxLaunch(p, a.relu), [gd, xd, rowStats, coef, dx]);
+    }
+    const sums = wantSums ? empty([2, p.C], 'f32', 'gn-sums') : null;
+    if (sums) run(gnBwdChannelLaunch(p), [rowSums, sums]);
+    const out = [dx, sums && mg.requiresGrad ? row(sums, 1) : null, sums && mb.requiresGrad ? row(sums, 0) : null];
+    for (const t of [part, rowSums, coef]) t.dispose();
+    sums?.dispose();
+    freeIfCopy(gd, g);
+    freeIfCopy(xd, x);
+    freeIfCopy(gm, gamma);
+    return out;
+  },
+};
+
+export interface GroupNormOpts { eps?: number; relu?: boolean }
+
+/**
+ * torch F.group_norm: x [N, C, *] (rank 2-5), numGroups | C; per (n, group) mean and biased
+ * variance over the group's C/G channels and all positions; weight/bias [C] or null (1 / 0).
+ * `relu: true` fuses the ReLU of conv → GN → ReLU into the same kernels (forward and backward).
+ */
+export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, opts: GroupNormOpts = {}): Tensor {
+  if (x.rank < 2 || x.rank > 5) throw new Error(`groupNorm: input [${x.shape}] must have rank 2-5 (N, C, *)`);
+  const C = x.shape[1];
+  if (!Number.isInteger(numGroups) || numGroups < 1 || C % numGroups !== 0) throw new Error(`groupNorm: numGroups ${numGroups} must divide the ${C} channels of input [${x.shape}]`);
+  checkChannels('groupNorm', x, [weight, bias]);
+  const gamma = weight ?? full([C], 1);
+  const beta = bias ?? full([C], 0);
+  const relu = !!opts.relu;
+  const a: GnAttrs = { G: numGroups, eps: opts.eps ?? 1e-5, relu };
+  const y = apply(relu ? 'groupNormRelu' : 'groupNorm', groupNormOp, [x, gamma, beta], a);
+  a.rowStats?.dispose(); // the graph holds its own reference when recording
+  if (!weight) gamma.dispose();
+  if (!bias) beta.dispose();
+  return y;
+}
+
 export const normOps = {
   batchNormTrain: batchNormTrainOp,
   channelAffine: channelAffineOp,
+  groupNorm: groupNormOp,
 } satisfies Record<string, OpDef>;
 
 /** y = x·scale[c] + shift[c] (+ReLU), x: [N,C,H,W], scale/shift: [C]. */
