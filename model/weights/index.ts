@@ -6,3 +6,4 @@ export { readWeights, readWeightsSync, readWeightsBuffer, detectFormat, loadInto
 export { readSafetensors, readSafetensorsSync, parseSafetensors, writeSafetensors, writeSafetensorsSync, encodeSafetensors, type SafetensorsFile, type TensorIn } from './safetensors.ts';
 export { parsePth, readPthBuffer, findStateDict, ALLOWED_GLOBALS, type PthOptions } from './pth.ts';
 export { mapTorchvisionKeys, mapKeyName, detectSource, type MapOptions, type MapResult, type WeightsSource } from './names.ts';
+export { saveCheckpoint, loadCheckpoint, listCheckpoints, latestCheckpoint, pruneCheckpoints, diffConfig, CHECKPOINT_FORMAT, type CheckpointSidecar, type CheckpointInfo, type LoadedCheckpoint, type LoadCheckpointOptions } from './checkpoint.ts';
