@@ -142,23 +142,51 @@ const channelAffineOp: OpDef<AffineAttrs> = {
 
 interface GnAttrs { G: number; eps: number; relu: boolean; rowStats?: Tensor }
 
-function gnPlan(shape: number[], G: number): GroupNormPlan {
+/** The plan the op takes on this device: interleaved partial walks and 16k threads on GPUs, contiguous blocks and 1k threads on CPUs. */
+export function groupNormPlan(shape: number[], G: number): GroupNormPlan {
   const cpu = runtime().dev.isCpu;
   return planGroupNorm(shape[0], shape[1], numel(shape.slice(2)), G, cpu ? TARGET_THREADS_CPU : TARGET_THREADS_GPU, cpu);
 }
 
+/** Forward under plan p: y and RowStats [N·C, 4] (what backward needs besides x and γ). x, γ, β dense. */
+export function groupNormRaw(p: GroupNormPlan, x: Tensor, gamma: Tensor, beta: Tensor, eps: number, relu: boolean): { y: Tensor; rowStats: Tensor } {
+  const y = empty(x.shape, 'f32', 'groupNorm');
+  const rowStats = empty([p.N * p.C, 4], 'f32', 'gn-row-stats');
+  if (x.size === 0) return { y, rowStats };
+  const part = empty([p.N * p.G * p.statsP, 4], 'f32', 'gn-part');
+  run(gnStatsPartialLaunch(p), [x, part]);
+  run(gnStatsFinalLaunch(p, eps), [x, part, gamma, beta, rowStats]);
+  run(gnNormalizeLaunch(p, relu), [x, rowStats, y]);
+  part.dispose();
+  return { y, rowStats };
+}
+
+/** Backward under plan p: [dx, dγ, dβ], each only when asked for. g, x, γ dense. */
+export function groupNormBackwardRaw(p: GroupNormPlan, g: Tensor, x: Tensor, gamma: Tensor, rowStats: Tensor, relu: boolean, want: [boolean, boolean, boolean]): (Tensor | null)[] {
+  if (x.size === 0) return [want[0] ? empty(x.shape, 'f32', 'groupNorm-dx') : null, want[1] ? full([p.C], 0) : null, want[2] ? full([p.C], 0) : null];
+  const part = empty([p.N * p.C * p.rowsP, 2], 'f32', 'gn-bwd-part');
+  run(gnBwdPartialLaunch(p, relu), [g, x, rowStats, part]);
+  const rowSums = empty([p.N * p.C, 2], 'f32', 'gn-row-sums');
+  const coef = empty([p.N * p.G, 2], 'f32', 'gn-coef');
+  run(gnBwdGroupLaunch(p), [part, gamma, rowStats, rowSums, coef]);
+  let dx: Tensor | null = null;
+  if (want[0]) {
+    dx = empty(x.shape, 'f32', 'groupNorm-dx');
+    run(gnBwdDxLaunch(p, relu), [g, x, rowStats, coef, dx]);
+  }
+  const sums = want[1] || want[2] ? empty([2, p.C], 'f32', 'gn-sums') : null;
+  if (sums) run(gnBwdChannelLaunch(p), [rowSums, sums]);
+  const out = [dx, sums && want[1] ? row(sums, 1) : null, sums && want[2] ? row(sums, 0) : null];
+  for (const t of [part, rowSums, coef]) t.dispose();
+  sums?.dispose();
+  return out;
+}
+
 const groupNormOp: OpDef<GnAttrs> = {
   forward: ([x, gamma, beta], a) => {
-    const p = gnPlan(x.shape, a.G);
-    const y = empty(x.shape, 'f32', 'groupNorm');
-    a.rowStats = empty([p.N * p.C, 4], 'f32', 'gn-row-stats');
-    if (x.size === 0) return y;
     const [xd, gd, bd] = [dense(x), dense(gamma), dense(beta)];
-    const part = empty([p.N * p.G * p.statsP, 4], 'f32', 'gn-part');
-    run(gnStatsPartialLaunch(p), [xd, part]);
-    run(gnStatsFinalLaunch(p, a.eps), [xd, part, gd, bd, a.rowStats]);
-    run(gnNormalizeLaunch(p, a.relu), [xd, a.rowStats, y]);
-    part.dispose();
+    const { y, rowStats } = groupNormRaw(groupNormPlan(x.shape, a.G), xd, gd, bd, a.eps, a.relu);
+    a.rowStats = rowStats;
     freeIfCopy(xd, x);
     freeIfCopy(gd, gamma);
     freeIfCopy(bd, beta);
@@ -166,25 +194,8 @@ const groupNormOp: OpDef<GnAttrs> = {
   },
   save: ([x, gamma], _out, a) => [x, gamma, a.rowStats!],
   backward: (g, [x, gamma, rowStats], a, [mx, mg, mb]) => {
-    const p = gnPlan(mx.shape, a.G);
-    const wantSums = mg.requiresGrad || mb.requiresGrad;
-    if (numel(mx.shape) === 0) return [mx.requiresGrad ? empty(mx.shape, 'f32', 'groupNorm-dx') : null, mg.requiresGrad ? full([p.C], 0) : null, mb.requiresGrad ? full([p.C], 0) : null];
     const [gd, xd, gm] = [dense(g), dense(x), dense(gamma)];
-    const part = empty([p.N * p.C * p.rowsP, 2], 'f32', 'gn-bwd-part');
-    run(gnBwdPartialLaunch(p, a.relu), [gd, xd, rowStats, part]);
-    const rowSums = empty([p.N * p.C, 2], 'f32', 'gn-row-sums');
-    const coef = empty([p.N * p.G, 2], 'f32', 'gn-coef');
-    run(gnBwdGroupLaunch(p), [part, gm, rowStats, rowSums, coef]);
-    let dx: Tensor | null = null;
-    if (mx.requiresGrad) {
-      dx = empty(mx.shape, 'f32', 'groupNorm-dx');
-      run(gnBwdDxLaunch(p, a.relu), [gd, xd, rowStats, coef, dx]);
-    }
-    const sums = wantSums ? empty([2, p.C], 'f32', 'gn-sums') : null;
-    if (sums) run(gnBwdChannelLaunch(p), [rowSums, sums]);
-    const out = [dx, sums && mg.requiresGrad ? row(sums, 1) : null, sums && mb.requiresGrad ? row(sums, 0) : null];
-    for (const t of [part, rowSums, coef]) t.dispose();
-    sums?.dispose();
+    const out = groupNormBackwardRaw(groupNormPlan(mx.shape, a.G), gd, xd, gm, rowStats, a.relu, [mx.requiresGrad, mg.requiresGrad, mb.requiresGrad]);
     freeIfCopy(gd, g);
     freeIfCopy(xd, x);
     freeIfCopy(gm, gamma);

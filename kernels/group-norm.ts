@@ -8,9 +8,11 @@
 // running means carry the spread's digits, not the offset's: at offset 1000 the unshifted Welford
 // mean drifted by 3e-4 over a 6560-element group, ~ulp(1000)·√steps.
 // Barrier-free (lavapipe implements barriers expensively): P threads per segment write partials,
-// a one-thread-per-group pass combines them. The normalize and dx passes use the row layout of
-// ./common.ts (rowsMain: 64 lanes along a channel row, several vec4s per lane, 32 rows per
-// workgroup) with the row's coefficients loaded once per row.
+// a one-thread-per-group pass combines them. The normalize and dx passes walk the channel rows the
+// same way (P threads per row, the row's coefficients loaded once per thread). On lavapipe a
+// contiguous block per thread beat common.ts's rowsMain layout (64 lanes along a row, 4 vec4s per
+// lane, 32 rows per workgroup) by 2-4× at [2,256,50,76]: normalize 8-17 → 2-3.5 ms, dx 17-38 →
+// 7 ms (a loaded 2-core machine, so ranges); GPUs get the interleaved walk (coalesced).
 //
 // Forward:  partials (read x) → per-row (scale = γ·rstd, β, mean, rstd) → y (+ReLU) (read x).
 //           y = (x − mean)·scale + β, not x·scale + (β − mean·scale): with rstd large (var ≪ eps,
@@ -21,7 +23,7 @@
 //           k = −rstd·mean_g(γ·dy); x − mean (not b·x + k') keeps a large offset from cancelling.
 // With a fused ReLU, backward recomputes the mask as fma(x − mean, scale, β) > 0 from the same saved
 // per-row values the forward used, so no output is saved.
-import { type Launch, cdiv, grid1d, rowPlan, rowsMain, WG_LINEAR } from './common.ts';
+import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
 
 const WG = 64;
 /** Fewest elements (in units of the vector width) a partial thread walks: its fixed cost is large. */
@@ -139,22 +141,21 @@ ${WG_LINEAR}
   };
 }
 
+/** A pass over the channel rows (P threads per row, as the partials) with the row's RowStats loaded once. */
 function rowsLaunch(key: string, p: GroupNormPlan, decls: string, head: string, body: string): Launch {
   const w = p.wS;
   const rows = p.N * p.C;
-  const { rpw, ept, grid } = rowPlan(rows, p.S / w);
-  if (grid[1] > 65535) throw new Error(`groupNorm: ${rows} channel rows (N·C) exceed the row grid limit ${65535 * rpw}`);
   return {
-    key: `${key}:w${w}:${rpw}:${ept}`,
+    key: `${key}:w${w}${p.blocked ? ':blk' : ''}`,
     build: () => ({
-      uniforms: [['rows', 'u32'], ['len', 'u32'], ['cpg', 'u32']],
+      uniforms: [...partialUniforms, ['cpg', 'u32']],
       code: `
 alias T = ${vt(w)};
 ${decls}
-${rowsMain(rpw, ept, 'u.rows', 'u.len', `let rs = RowStats[r1u]; let sc = T(rs.x); let sh = T(rs.y); let mu = T(rs.z); let ob = r1u * u.len; ${head}`, body)}`,
+${partialMain(p.blocked, `let rs = RowStats[s]; let sc = T(rs.x); let sh = T(rs.y); let mu = T(rs.z); ${head}`, body, '')}`,
     }),
-    uniforms: [rows, p.S / w, p.cpg],
-    grid: [...grid, 1],
+    uniforms: [rows, p.rowsP, p.S / w, p.cpg],
+    grid: grid1d(cdiv(rows * p.rowsP, WG)),
   };
 }
 
@@ -164,7 +165,7 @@ export function gnNormalizeLaunch(p: GroupNormPlan, relu: boolean): Launch {
 @group(0) @binding(0) var<storage, read> X: array<T>;
 @group(0) @binding(1) var<storage, read> RowStats: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Y: array<T>;`, '',
-  `let v = fma(X[ob + col] - mu, sc, sh); Y[ob + col] = ${relu ? 'max(v, T(0.0))' : 'v'};`);
+  `let v = fma(X[e] - mu, sc, sh); Y[e] = ${relu ? 'max(v, T(0.0))' : 'v'};`);
 }
 
 /** dy, with the fused ReLU's mask recomputed from x and the forward's own scale/shift. */
@@ -262,8 +263,8 @@ export function gnBwdDxLaunch(p: GroupNormPlan, relu: boolean): Launch {
 @group(0) @binding(2) var<storage, read> RowStats: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> Coef: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> DX: array<T>;`,
-  'let cf = Coef[r1u / u.cpg]; let cb = T(cf.x); let ck = T(cf.y);',
-  `let x = X[ob + col]; let dy = ${dyExpr(relu, 'DY[ob + col]')}; DX[ob + col] = fma(sc, dy, fma(cb, x - mu, ck));`);
+  'let cf = Coef[s / u.cpg]; let cb = T(cf.x); let ck = T(cf.y);',
+  `let x = X[e]; let dy = ${dyExpr(relu, 'DY[e]')}; DX[e] = fma(sc, dy, fma(cb, x - mu, ck));`);
 }
 
 // ---- float64 reference -------------------------------------------------------------------------

@@ -5,11 +5,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../engine/index.ts';
-import { batchNorm, conv2d, groupNorm } from '../engine/ops-conv.ts';
+import { batchNorm, conv2d, groupNorm, groupNormBackwardRaw, groupNormRaw } from '../engine/ops-conv.ts';
 import { BasicBlock, Bottleneck, GroupNorm } from '../engine/nn-conv.ts';
 import { planGroupNorm, refGroupNorm } from '../kernels/group-norm.ts';
 import { TARGET_THREADS_CPU, TARGET_THREADS_GPU } from '../kernels/reduce.ts';
-import { assertClose, checkOp, randArray } from './util.ts';
+import { assertClose, checkOp, numericGrad, randArray, weighted } from './util.ts';
 
 test.before(async () => {
   await E.initEngine();
@@ -81,6 +81,61 @@ test('groupNorm grads (x, γ, β) vs central differences, ± ReLU', async () => 
   const shape = [2, 6, 3, 5];
   await checkOp('groupNorm x only', [{ shape }, { shape: [6], grad: false }, { shape: [6], grad: false }], ([x, g, b]) => groupNorm(x, 3, g, b), ([x, g, b]) => refGroupNorm(x, shape, 3, g, b, 1e-5).y, { gatol: 5e-4, grtol: 2e-3, h: 1e-5 });
   await checkOp('groupNorm γ/β only', [{ shape, grad: false }, { shape: [6] }, { shape: [6] }], ([x, g, b]) => groupNorm(x, 3, g, b, { relu: true }), ([x, g, b]) => refGroupNorm(x, shape, 3, g, b, 1e-5, true).y, { gatol: 5e-4, grtol: 2e-3, h: 1e-5 });
+});
+
+/** Analytic float64 backward of refGroupNorm (checked against central differences below). */
+function refGroupNormBackward(x: Float64Array, shape: number[], G: number, gamma: Float64Array, beta: Float64Array, eps: number, relu: boolean, dy: Float64Array): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  const [N, C] = shape;
+  const S = spatial(shape);
+  const L = (C / G) * S;
+  const { y, mean, varB } = refGroupNorm(x, shape, G, gamma, beta, eps, relu);
+  const dx = new Float64Array(x.length), dgamma = new Float64Array(C), dbeta = new Float64Array(C);
+  for (let gi = 0; gi < N * G; gi++) {
+    const rstd = 1 / Math.sqrt(varB[gi] + eps);
+    let m1 = 0, m2 = 0;
+    const at = (i: number) => {
+      const e = gi * L + i;
+      const c = Math.floor(e / S) % C;
+      const g = relu && !(y[e] > 0) ? 0 : dy[e];
+      return { e, c, g, xh: (x[e] - mean[gi]) * rstd };
+    };
+    for (let i = 0; i < L; i++) {
+      const { c, g, xh } = at(i);
+      m1 += g * gamma[c] / L;
+      m2 += g * gamma[c] * xh / L;
+      dbeta[c] += g;
+      dgamma[c] += g * xh;
+    }
+    for (let i = 0; i < L; i++) {
+      const { e, c, g, xh } = at(i);
+      dx[e] = rstd * (g * gamma[c] - m1 - xh * m2);
+    }
+  }
+  return { dx, dgamma, dbeta };
+}
+
+test('every partial layout (contiguous blocks / interleaved, 1 to many threads per segment) gives the same forward and backward', async () => {
+  const sd = [3, 6, 5, 7];
+  const xs = randArray(numel(sd), 61), gs = randArray(6, 62, 0.5, 1.5), bs = randArray(6, 63), ws = randArray(numel(sd), 64);
+  assertClose(refGroupNormBackward(xs, sd, 3, gs, bs, 1e-5, true, ws).dx, numericGrad((v) => weighted(refGroupNorm(v, sd, 3, gs, bs, 1e-5, true).y, ws), xs), 'float64 analytic dx vs central differences', 1e-6, 1e-5);
+  for (const [shape, G] of [[[3, 6, 5, 7], 3], [[2, 16, 13, 19], 4], [[3, 12, 8, 8], 3], [[1, 8, 1, 1], 8]] as [number[], number][]) {
+    const [N, C] = shape;
+    const xd = randArray(numel(shape), 71, -2, 3), gd = randArray(C, 72, 0.5, 1.5), bd = randArray(C, 73), dyd = randArray(numel(shape), 74);
+    const want = refGroupNormBackward(xd, shape, G, gd, bd, 1e-5, true, dyd);
+    const [x, g, b, dy] = [E.fromArray(f32(xd), shape), E.fromArray(f32(gd), [C]), E.fromArray(f32(bd), [C]), E.fromArray(f32(dyd), shape)];
+    for (const [target, blocked] of [[TARGET_THREADS_CPU, true], [TARGET_THREADS_GPU, false], [TARGET_THREADS_CPU, false], [TARGET_THREADS_GPU, true], [1, true]] as [number, boolean][]) {
+      const p = planGroupNorm(N, C, spatial(shape), G, target, blocked);
+      const what = `[${shape}] G=${G} statsP=${p.statsP} rowsP=${p.rowsP} ${blocked ? 'blocked' : 'interleaved'}`;
+      const { y, rowStats } = groupNormRaw(p, x, g, b, 1e-5, true);
+      assertClose(await E.toArray(y), refGroupNorm(xd, shape, G, gd, bd, 1e-5, true).y, `${what} y`);
+      const [dx, dg, db] = groupNormBackwardRaw(p, dy, x, g, rowStats, true, [true, true, true]);
+      assertClose(await E.toArray(dx!), want.dx, `${what} dx`, 1e-4, 1e-3);
+      assertClose(await E.toArray(dg!), want.dgamma, `${what} dγ`, 1e-4, 1e-3);
+      assertClose(await E.toArray(db!), want.dbeta, `${what} dβ`, 1e-4, 1e-3);
+      for (const t of [y, rowStats, dx!, dg!, db!]) t.dispose();
+    }
+    for (const t of [x, g, b, dy]) t.dispose();
+  }
 });
 
 test('groupNorm with a large constant offset: variance and grads survive (no E[x²] − E[x]²)', async () => {
