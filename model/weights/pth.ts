@@ -150,7 +150,7 @@ function storageDType(t: PyValue, file: string, off: number): WeightsDType {
 function pidParts(pid: PyValue, file: string, off: number): PyValue[] {
   if (!(pid instanceof PyTuple) || pid.items.length < 5) throw new WeightsFormatError(file, off, `persistent id is a ${typeName(pid)}${pid instanceof PyTuple ? ` of ${pid.items.length}` : ''}, not a storage tuple`);
   const kind = pid.items[0];
-  const k = kind instanceof Uint8Array ? String.fromCharCode(...kind) : kind;
+  const k = kind instanceof Uint8Array ? Buffer.from(kind.subarray(0, 64)).toString('latin1') : kind;
   if (typeof k !== 'string' || k.toLowerCase() !== 'storage') throw new WeightsFormatError(file, off, `persistent id kind ${JSON.stringify(String(k)).slice(0, 60)} (only storages are loaded)`);
   return pid.items;
 }
