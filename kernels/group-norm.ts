@@ -12,7 +12,7 @@
 // same way (P threads per row, the row's coefficients loaded once per thread). On lavapipe a
 // contiguous block per thread beat common.ts's rowsMain layout (64 lanes along a row, 4 vec4s per
 // lane, 32 rows per workgroup) by 2-4× at [2,256,50,76]: normalize 8-17 → 2-3.5 ms, dx 17-38 →
-// 7 ms (a loaded 2-core machine, so ranges); GPUs get the interleaved walk (coalesced).
+// 3.5-7 ms (a loaded 2-core machine, so ranges); GPUs get the interleaved walk (coalesced).
 //
 // Forward:  partials (read x) → per-row (scale = γ·rstd, β, mean, rstd) → y (+ReLU) (read x).
 //           y = (x − mean)·scale + β, not x·scale + (β − mean·scale): with rstd large (var ≪ eps,
@@ -35,7 +35,7 @@ export interface GroupNormPlan {
   cpg: number; L: number;
   /** Vector width of the group-stats pass (4 when L % 4 == 0) and of the row passes (S % 4 == 0). */
   wL: 1 | 4; wS: 1 | 4;
-  /** Partial threads per group (stats) and per channel row (backward sums). */
+  /** Threads per group (stats partials) and per channel row (normalize, backward sums, dx). */
   statsP: number; rowsP: number;
   /** Each partial thread walks a contiguous block (CPU: per-lane cache reuse) or an interleaved slice (GPU: coalescing). */
   blocked: boolean;
