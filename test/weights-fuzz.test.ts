@@ -154,7 +154,9 @@ const zipInner: Mut = (b, r) => {
   } catch {
     return bitFlip(b, r); // an earlier mutation already broke the archive
   }
-  const i = r() < 0.7 ? es.findIndex(([n]) => n.endsWith('data.pkl')) : Math.floor(r() * es.length);
+  if (!es.length) return bitFlip(b, r);
+  const pkl = es.findIndex(([n]) => n.endsWith('data.pkl'));
+  const i = r() < 0.7 && pkl >= 0 ? pkl : Math.floor(r() * es.length);
   es[i] = [es[i][0], pick([bitFlip, byteSet, truncate, hugeField], r)(es[i][1], r)];
   return makeZip(es);
 };
