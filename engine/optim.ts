@@ -1,7 +1,7 @@
 // SGD with momentum, per-group weight decay (no decay on bias/norm by default), learning-rate
 // schedules (linear warmup + multi-step decay, as torchvision's detection recipe) and gradient
 // clipping by total norm, all on the GPU: the clip norm never comes back to the CPU.
-import { empty, Tensor } from './tensor.ts';
+import { empty, fromArray, Tensor } from './tensor.ts';
 import { runtime } from './runtime.ts';
 import { zeros } from './ops.ts';
 import { clipCoefLaunch, sgdLaunch, sumSquaresLaunch } from '../kernels/optim.ts';
@@ -102,6 +102,27 @@ export class SGD {
       rt.launch(sgdLaunch(p.size, lr * (g.lrScale ?? 1), m, g.weightDecay, !!this.opts.nesterov), [p.buffer, grad.buffer, buf.buffer, this.clipState.buffer]);
     }
     this.iteration++;
+  }
+
+  /** Momentum buffers by parameter name (checkpoints: exact resume needs them). */
+  momentumState(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const g of this.groups) for (const [name, p] of g.params) {
+      const b = this.momentumBufs.get(p);
+      if (b) out.push([name, b]);
+    }
+    return out;
+  }
+
+  /** Restores momentum buffers saved by momentumState (same names and shapes). */
+  loadMomentumState(state: Map<string, { shape: number[]; data: Float32Array }>): void {
+    for (const g of this.groups) for (const [name, p] of g.params) {
+      const s = state.get(name);
+      if (!s) continue;
+      if (s.shape.join() !== p.shape.join()) throw new Error(`SGD.loadMomentumState: ${name}: saved shape [${s.shape}] != parameter [${p.shape}]`);
+      this.momentumBufs.get(p)?.dispose();
+      this.momentumBufs.set(p, fromArray(s.data, p.shape).keep());
+    }
   }
 
   zeroGrad(): void {

@@ -50,6 +50,8 @@ export interface RuntimeStats {
 }
 
 const UNIFORM_ARENA_BYTES = 1 << 18;
+/** MRCNN_LOG_COMPILE=1: one stderr line per pipeline compiled (finds shape-keyed kernels that recompile). */
+const logCompiles = !!process.env.MRCNN_LOG_COMPILE;
 
 /** Owns the encoder, pipelines, the uniform arena and the pool: the engine's GPU lifetime. */
 export class Runtime {
@@ -135,6 +137,7 @@ export class Runtime {
     this.pipelines.set(key, p);
     this.stats.pipelines++;
     this.stats.compileMs += p.compileMs;
+    if (logCompiles) console.error(`compile ${p.compileMs.toFixed(0).padStart(6)} ms  ${key}`);
     return p;
   }
 

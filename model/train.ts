@@ -1,17 +1,229 @@
-// `npm run train`: will train Mask R-CNN on the embedded `shapes` dataset (default) or COCO.
-// The model (backbone, FPN, RPN, RoI heads) is a later issue. Until it lands this entry point runs
-// everything that exists up to the model's input — dataset generation, COCO loading with its
-// bad-input report, the loader — and then stops with a non-zero exit, so nobody mistakes it for
-// training.
-import { resolveDataset, loadCoco } from '../data/coco.ts';
-import { createLoader } from '../data/loader.ts';
+// `tsx model/train.ts`: trains Mask R-CNN (boxes + masks + keypoints) on the embedded `shapes`
+// dataset by default, or on COCO-format data, and ends with an evaluation. Flags follow the seed
+// (trainval_net.py) and torchvision's references/detection where they make sense; `--help` lists
+// them. Checkpoints are atomic (model/weights), resume is exact (weights, momentum, iteration,
+// loader position; the samplers' seeds are a function of the iteration), a non-finite loss stops
+// the run naming the loss, the iteration and the images.
+import { mkdirSync, writeFileSync, appendFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from '../engine/index.ts';
+import { describeDevice } from '../engine/device.ts';
+import { createLoader, type Batch, type LoaderState } from '../data/loader.ts';
+import { parseFlags, type FlagSpec } from './args.ts';
+import { DATASET_NAMES, loadToolDataset, type DatasetName } from './datasets.ts';
+import { maskrcnnResnet50Fpn, shapesSmall, type ModelConfig, type ResNetDepth } from './config.ts';
+import { MaskRCNN } from './mask-rcnn.ts';
+import { batchToGpu, disposeGpuBatch } from './transform.ts';
+import { makeOptimizer, trainStep } from './train-step.ts';
+import { evaluateModel } from './evaluate.ts';
+import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, readWeights, mapTorchvisionKeys, loadIntoModule, type TensorIn } from './weights/index.ts';
+import { EventWriter } from './tools/tfevents.ts';
+import { renderCurvesPng } from './tools/plot.ts';
 
-const dataset = process.argv.includes('--dataset') ? process.argv[process.argv.indexOf('--dataset') + 1] : 'shapes';
-const spec = await resolveDataset(dataset, 'train');
-const loaded = loadCoco(spec);
-const loader = createLoader(loaded, { batchSize: 2, seed: 0, numWorkers: 0, resize: null });
-const batch = await loader.next();
-console.log(`train: ${dataset}: ${loaded.trainIndices.length} training images, ${loaded.labelNames.length - 1} categories; first batch [${batch.images.length / (3 * batch.heightPadPx * batch.widthPadPx)}, 3, ${batch.heightPadPx}, ${batch.widthPadPx}]`);
-await loader.close();
-console.error('train: the Mask R-CNN model is not implemented yet (engine, kernels and data pipeline are); nothing was trained.');
-process.exit(2);
+export const TRAIN_FLAGS: Record<string, FlagSpec> = {
+  dataset: { kind: 'string', help: 'dataset name', default: 'shapes', choices: DATASET_NAMES },
+  ann: { kind: 'string', help: 'COCO-format annotation file (with --images) instead of --dataset' },
+  images: { kind: 'string', help: 'image folder for --ann' },
+  net: { kind: 'string', help: 'backbone: res18 | res34 | res50 | res101', default: null, choices: ['res18', 'res34', 'res50', 'res101'] },
+  arch: { kind: 'string', help: 'architecture', default: 'fpn', choices: ['fpn', 'c4'] },
+  pooling_mode: { kind: 'string', help: 'RoI pooling', default: 'align', choices: ['align', 'pool', 'crop'] },
+  bs: { kind: 'int', help: 'images per batch', default: 4, min: 1 },
+  nw: { kind: 'int', help: 'loader worker threads', default: 1, min: 0, max: 64 },
+  lr: { kind: 'float', help: 'base learning rate (default: 0.02 × bs / 16, torchvision\'s rule; shapes preset 0.04 × bs / 4)', min: 0 },
+  lr_decay_step: { kind: 'list', help: 'iterations (comma-separated) where the lr is multiplied by --lr_decay_gamma (default: at 70% and 90% of the run)' },
+  lr_decay_gamma: { kind: 'float', help: 'lr decay factor', default: 0.1, min: 0, max: 1 },
+  warmup_iters: { kind: 'int', help: 'linear warmup iterations (factor 1/1000 → 1)', default: 100, min: 0 },
+  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter)', default: 12, min: 1 },
+  max_iter: { kind: 'int', help: 'total iterations', min: 1 },
+  cag: { kind: 'bool', help: 'class-agnostic box regression (not implemented: error)' },
+  keypoints: { kind: 'bool', help: 'keypoint head (default on for shapes; --no-keypoints disables)', default: true },
+  masks: { kind: 'bool', help: 'mask head (--no-masks disables)', default: true },
+  weights: { kind: 'string', help: 'initial weights: torchvision .pth or safetensors (names mapped)' },
+  save_dir: { kind: 'string', help: 'run folder: checkpoints, logs, plots', default: 'runs/shapes' },
+  resume: { kind: 'optional-string', help: 'checkpoint to resume from (no value: latest in --save_dir)' },
+  ckpt_every: { kind: 'int', help: 'checkpoint every N iterations (0: only at the end)', default: 100, min: 0 },
+  keep_ckpts: { kind: 'int', help: 'keep the last K checkpoints', default: 3, min: 1 },
+  eval_every: { kind: 'int', help: 'evaluate every N iterations (0: only at the end)', default: 0, min: 0 },
+  eval_images: { kind: 'int', help: 'evaluate on the first N val images (0: all)', default: 0, min: 0 },
+  use_tfboard: { kind: 'bool', help: 'write TensorBoard event files into --save_dir' },
+  seed: { kind: 'int', help: 'seed for init, loader order and samplers', default: 0 },
+  adapter: { kind: 'string', help: 'GPU adapter name substring (MRCNN_ADAPTER)' },
+  ls: { kind: 'bool', help: 'large scale: 800/1333 images (torchvision) instead of the preset size' },
+  size: { kind: 'list', help: 'MIN,MAX image size (short side, long-side cap)' },
+};
+
+const log = (m: string) => console.log(m);
+
+async function main(): Promise<void> {
+  const { flags: f } = parseFlags('train', process.argv.slice(2), TRAIN_FLAGS);
+  if (f.cag) throw new Error('train: --cag (class-agnostic regression) is not implemented; torchvision regresses per class');
+  if (f.arch === 'c4') throw new Error('train: --arch c4 (the seed\'s C4 architecture) is a separate issue and not implemented yet; use --arch fpn');
+  if (f.pooling_mode !== 'align') throw new Error(`train: --pooling_mode ${f.pooling_mode} is only available in the C4 architecture (not implemented yet); FPN uses RoI Align`);
+  if (f.adapter) process.env.MRCNN_ADAPTER = String(f.adapter);
+  const saveDir = String(f.save_dir);
+  checkWritable(saveDir);
+  const rt = await E.initEngine();
+  log(`train: device ${describeDevice(rt.dev)}`);
+  E.manualSeed(Number(f.seed));
+
+  const dsName = f.dataset as DatasetName;
+  const ds = await loadToolDataset({ dataset: dsName, ann: f.ann as string | undefined ?? undefined, images: f.images as string | undefined ?? undefined, keypoints: !!f.keypoints, split: 'train' }, log);
+  const val = await loadToolDataset({ dataset: dsName, ann: f.ann ? String(f.ann).replace('train', 'val') : undefined, images: f.images ? String(f.images).replace('train', 'val') : undefined, keypoints: !!f.keypoints, split: 'val' }, null);
+  const cfg = modelConfig(f, dsName, ds.loaded.labelNames.length, ds.hasMasks, ds.numKeypoints);
+  const model = new MaskRCNN(cfg);
+  if (f.weights) {
+    const raw = await readWeights(String(f.weights));
+    const { mapped } = mapTorchvisionKeys(raw);
+    const r = loadIntoModule(model, mapped, { strict: false });
+    log(`train: --weights ${f.weights}: ${mapped.size - r.unexpected.length - r.mismatched.length} tensors loaded; missing ${r.missing.length}, unexpected ${r.unexpected.length}, shape mismatches ${r.mismatched.length}${r.mismatched.slice(0, 4).map((m) => ` (${m.key}: file [${m.fileShape}] vs model [${m.modelShape}])`).join('')}`);
+  }
+
+  const bs = Number(f.bs);
+  const perEpoch = Math.floor(ds.loaded.trainIndices.length / bs);
+  const maxIter = f.max_iter ? Number(f.max_iter) : Number(f.epochs) * perEpoch;
+  const lr = f.lr !== null ? Number(f.lr) : dsName === 'shapes' && !f.ann ? 0.04 * bs / 4 : 0.02 * bs / 16;
+  const milestones = f.lr_decay_step ? (f.lr_decay_step as string[]).map(Number) : [Math.floor(maxIter * 0.7), Math.floor(maxIter * 0.9)];
+  const opt = makeOptimizer(model, { lr, warmupIters: Number(f.warmup_iters), milestones, gamma: Number(f.lr_decay_gamma), weightDecay: 1e-4, maxGradNorm: 10 });
+  let loaderState: LoaderState = { seed: Number(f.seed), epoch: 0, iteration: 0 };
+
+  if (f.resume !== null) {
+    const path = f.resume === '' ? saveDir : String(f.resume);
+    const ck = loadCheckpoint(path, { config: cfg });
+    for (const s of ck.skipped) log(`train: skipped checkpoint ${s.name}: ${s.error}`);
+    const weights = new Map([...ck.tensors].filter(([k]) => !k.startsWith('optim.momentum.')));
+    loadIntoModule(model, weights, { strict: true });
+    const mom = new Map([...ck.tensors].filter(([k]) => k.startsWith('optim.momentum.')).map(([k, t]) => [k.slice('optim.momentum.'.length), { shape: t.shape, data: t.data as Float32Array }]));
+    opt.loadMomentumState(mom);
+    opt.iteration = ck.sidecar.iteration;
+    loaderState = ck.sidecar.loader as LoaderState;
+    log(`train: resumed from ${ck.jsonPath} at iteration ${opt.iteration}`);
+  }
+
+  const loader = createLoader(ds.loaded, { batchSize: bs, seed: Number(f.seed), numWorkers: Number(f.nw), resize: { shortSidePx: cfg.minSizePx, maxLongSidePx: cfg.maxSizePx }, state: loaderState, prefetchBatches: 2, log: null });
+  const tb = f.use_tfboard ? new EventWriter(saveDir) : null;
+  const jsonl = join(saveDir, 'metrics.jsonl');
+  const curves = new Map<string, [number, number][]>();
+  const apCurves = new Map<string, [number, number][]>();
+  let stopRequested = false;
+  process.on('SIGINT', () => { if (stopRequested) process.exit(130); stopRequested = true; log('\ntrain: Ctrl-C: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to quit now)'); });
+
+  const save = async (why: string) => {
+    const t0 = performance.now();
+    const tensors = new Map<string, TensorIn>();
+    const named = [...model.stateDict(), ...opt.momentumState().map(([n, t]) => [`optim.momentum.${n}`, t] as [string, E.Tensor])];
+    const arrs = await E.toArrays(named.map(([, t]) => t));
+    named.forEach(([n, t], i) => tensors.set(n, { dtype: 'f32', shape: t.shape, data: arrs[i] as Float32Array }));
+    const name = `ckpt_${String(opt.iteration).padStart(7, '0')}`;
+    saveCheckpoint(saveDir, name, tensors, { config: cfg, iteration: opt.iteration, epoch: loaderState.epoch, loader: loaderState, schedule: opt.schedule, optimizer: { momentum: 0.9, weightDecay: 1e-4 } }, { overwrite: true });
+    pruneCheckpoints(saveDir, Number(f.keep_ckpts));
+    log(`train: checkpoint ${name} (${why}) in ${(performance.now() - t0).toFixed(0)} ms`);
+  };
+
+  const tty = process.stdout.isTTY;
+  const tStart = performance.now();
+  let waitMs = 0, stepMs = 0, steps = 0;
+  log(`train: ${cfg.name} on ${dsName}: ${ds.loaded.trainIndices.length} images, batch ${bs}, ${maxIter} iterations, lr ${lr}, milestones [${milestones}], save dir ${saveDir}`);
+  try {
+    while (opt.iteration < maxIter && !stopRequested) {
+      const tw = performance.now();
+      const batch: Batch = await loader.next();
+      const t0 = performance.now();
+      waitMs += t0 - tw;
+      const gb = batchToGpu(batch, cfg);
+      const out = trainStep(model, opt, gb);
+      const [vals] = await E.toArrays([out.values]); // the step's one batched readback (logged scalars)
+      out.values.dispose();
+      disposeGpuBatch(gb);
+      const dt = performance.now() - t0;
+      stepMs += dt; steps++;
+      loaderState = batch.stateAfter;
+      const it = opt.iteration;
+      const rec: Record<string, number> = {};
+      out.names.forEach((n, i) => { rec[n] = vals[i]; });
+      const bad = out.names.find((n, i) => !Number.isFinite(vals[i]));
+      if (bad) throw new Error(`train: non-finite ${bad} = ${rec[bad]} at iteration ${it}, images ${batch.imageIds.join(', ')}; stopping (the last checkpoint in ${saveDir} is the last good state)`);
+      const lrNow = E.lrAt(opt.schedule, it - 1);
+      appendFileSync(jsonl, JSON.stringify({ iter: it, epoch: batch.epoch, lr: lrNow, ...rec, stepMs: +dt.toFixed(1), waitMs: +(t0 - tw).toFixed(1) }) + '\n');
+      for (const [k, v] of Object.entries(rec)) { if (!curves.has(k)) curves.set(k, []); curves.get(k)!.push([it, v]); tb?.scalar(`train/${k}`, v, it); }
+      tb?.scalar('train/lr', lrNow, it);
+      const ips = (steps * bs) / (stepMs / 1000);
+      const eta = ((maxIter - it) * (stepMs / steps)) / 1000;
+      const mem = E.runtime().pool.memoryStats();
+      const line = `ep ${batch.epoch} it ${it}/${maxIter} ${out.names.map((n) => `${n.replace('loss_', '')} ${rec[n].toFixed(3)}`).join(' ')} lr ${lrNow.toExponential(2)} ${ips.toFixed(2)} im/s eta ${fmtTime(eta)} mem ${(mem.bytesInUse / 2 ** 20).toFixed(0)}MB`;
+      if (tty) process.stdout.write(`\r${line.slice(0, (process.stdout.columns || 200) - 1)}\x1b[K`);
+      else if (it % 10 === 0 || it === 1) log(line);
+      if (Number(f.ckpt_every) > 0 && it % Number(f.ckpt_every) === 0) await save('schedule');
+      if (Number(f.eval_every) > 0 && it % Number(f.eval_every) === 0 && it < maxIter) await runEval(it);
+    }
+    if (tty) process.stdout.write('\n');
+    await save(stopRequested ? 'interrupted' : 'end');
+  } catch (e) {
+    await loader.close();
+    tb?.close();
+    throw e;
+  }
+  await loader.close();
+  const trainSec = (performance.now() - tStart) / 1000;
+  log(`train: ${steps} steps in ${trainSec.toFixed(0)} s: step ${(stepMs / Math.max(steps, 1)).toFixed(0)} ms, loader wait ${(waitMs / Math.max(steps, 1)).toFixed(1)} ms/step, ${((steps * bs) / (stepMs / 1000)).toFixed(2)} images/s`);
+  if (!stopRequested) await runEval(opt.iteration);
+  tb?.close();
+
+  async function runEval(it: number): Promise<void> {
+    const t0 = performance.now();
+    const r = await evaluateModel(model, val, { batchSize: bs, numWorkers: Number(f.nw), maxImages: Number(f.eval_images) || undefined, log });
+    const sec = (performance.now() - t0) / 1000;
+    const aps: Record<string, number> = {};
+    if (r.bbox) aps.bbox = r.bbox.stats[0];
+    if (r.segm) aps.segm = r.segm.stats[0];
+    if (r.keypoints) aps.keypoints = r.keypoints.stats[0];
+    log(`eval @ ${it}: ${Object.entries(aps).map(([k, v]) => `${k} AP ${v.toFixed(3)}`).join(', ')} (${r.images} images in ${sec.toFixed(1)} s)`);
+    for (const [k, v] of Object.entries(aps)) { if (!apCurves.has(k)) apCurves.set(k, []); apCurves.get(k)!.push([it, v]); tb?.scalar(`eval/${k}_AP`, v, it); }
+    appendFileSync(jsonl, JSON.stringify({ iter: it, eval: aps, evalSec: +sec.toFixed(1) }) + '\n');
+    writeFileSync(join(saveDir, `results_${it}.json`), JSON.stringify(r.results.bbox.concat(r.results.segm, r.results.keypoints)));
+    await renderCurvesPng(join(saveDir, 'curves.png'), [
+      { title: 'losses', xLabel: 'iteration', logY: true, series: [...curves].map(([name, points]) => ({ name, points })) },
+      { title: 'learning rate', xLabel: 'iteration', series: [{ name: 'lr', points: [...curves.get('loss') ?? []].map(([x]) => [x, E.lrAt(opt.schedule, x - 1)] as [number, number]) }] },
+      { title: 'AP@[.5:.95]', xLabel: 'iteration', series: [...apCurves].map(([name, points]) => ({ name, points })) },
+    ]);
+  }
+}
+
+function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: number, hasMasks: boolean, numKeypoints: number): ModelConfig {
+  const small = ds === 'shapes' && !f.ann && !f.ls;
+  const c = small ? shapesSmall(numClasses) : maskrcnnResnet50Fpn(numClasses);
+  if (!small) c.backbone = { ...c.backbone, norm: f.weights ? 'frozen' : 'group', normEps: f.weights ? 0 : 1e-5, trainableLayers: f.weights ? 3 : 5 };
+  if (f.net) c.backbone = { ...c.backbone, depth: Number(String(f.net).slice(3)) as ResNetDepth, blocks: small ? c.backbone.blocks : undefined };
+  if (!f.masks || !hasMasks) c.mask = null;
+  if (!f.keypoints || !numKeypoints) c.keypoint = null;
+  else if (!c.keypoint) c.keypoint = { poolSize: 14, samplingRatio: 2, convChannels: Array(8).fill(512), numKeypoints, norm: 'none' };
+  if (f.ls) { c.minSizePx = 800; c.maxSizePx = 1333; }
+  if (f.size) {
+    const [mn, mx] = (f.size as string[]).map(Number);
+    if (!(mn > 0 && mx >= mn)) throw new Error(`train: --size ${(f.size as string[]).join(',')}: expected MIN,MAX with 0 < MIN <= MAX`);
+    c.minSizePx = mn; c.maxSizePx = mx;
+  }
+  return c;
+}
+
+/** Fails before training starts, not at the first checkpoint. */
+function checkWritable(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.write-test-${process.pid}`);
+    writeFileSync(probe, 'ok');
+    unlinkSync(probe);
+  } catch (e) {
+    throw new Error(`train: --save_dir ${dir} is not writable (${(e as Error).message}); choose another with --save_dir`);
+  }
+}
+
+const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}` : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`);
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main().then(() => E.shutdownEngine()).catch(async (e) => {
+    console.error(`\n${(e as Error).message}`);
+    if (process.env.MRCNN_DEBUG) console.error((e as Error).stack);
+    await E.shutdownEngine().catch(() => {});
+    process.exit(1);
+  });
+}
