@@ -4,7 +4,7 @@
 // CPU) for NMS, tf.topk for top-k. Napkin bytes: RoI Align moves at least its output (plus
 // the sampled input footprint, which caches); NMS/top-k rows are latency-bound.
 import * as E from '../engine/index.ts';
-import { boxIou, multiScaleRoiAlign, nms, roiAlign, topk } from '../engine/ops-detect.ts';
+import { boxIou, multiScaleRoiAlign, nms, pasteMasks, roiAlign, topk } from '../engine/ops-detect.ts';
 import { mulberry32 } from '../kernels/common.ts';
 import type { BenchCase, Tf } from './harness.ts';
 import type { BenchSize } from './run.ts';
@@ -173,6 +173,29 @@ function nmsCase(N: number): BenchCase {
   };
 }
 
+/** Inference mask paste (> 0.5, bit-packed rows): bytes are the output's; no tfjs peer. */
+function pasteCase(R: number, M: number, H: number, W: number): BenchCase {
+  const r = mulberry32(11);
+  const probs = Float32Array.from({ length: R * M * M }, () => r());
+  const boxes = new Float32Array(R * 4);
+  for (let i = 0; i < R; i++) {
+    const w = 20 * (15 ** r()), h = 20 * (15 ** r()); // sides 20..300 px
+    const x = r() * (W - w), y = r() * (H - h);
+    boxes.set([x, y, x + w, y + h], 4 * i);
+  }
+  const sizes = Int32Array.from({ length: R * 2 }, (_, i) => (i % 2 ? W : H));
+  return {
+    family: 'detect',
+    name: 'pasteMasks (> 0.5, bit-packed)',
+    shape: `${R} masks ${M}×${M} into ${H}×${W}, boxes 20–300 px`,
+    bytes: R * H * Math.ceil(W / 32) * F,
+    setup: () => {
+      const p = E.fromArray(probs, [R, M, M]), b = E.fromArray(boxes, [R, 4]), s = E.fromArray(sizes, [R, 2], 'i32');
+      return { record: () => void pasteMasks(p, b, s, [H, W]), dispose: keepAll([p, b, s]) };
+    },
+  };
+}
+
 export function cases(size: BenchSize): BenchCase[] {
   const full = size === 'full';
   const [R, C] = full ? [512, 256] : [256, 64];
@@ -213,6 +236,7 @@ export function cases(size: BenchSize): BenchCase[] {
         return { record: () => void boxIou(a, b), dispose: keepAll([a, b]) };
       },
     },
+    pasteCase(100, 28, 480, 640),
   ];
   return out;
 }

@@ -287,3 +287,27 @@ export function checkRleForImage(rle: Rle, imageH: number, imageW: number, what 
     throw new Error(`${what}: RLE counts sum to ${sum}, image needs h*w = ${imageH}*${imageW} = ${imageH * imageW}`);
   }
 }
+
+/**
+ * COCO (column-major) RLE of a bit-packed row-major mask: row y of the heightPx × widthPx mask
+ * starts at word offsetWords + y·wordsPerRow and holds pixel x in bit x % 32 of its word x / 32
+ * (the layout of engine pasteMasks). Equal to rleEncodeRowMajor of the unpacked mask.
+ */
+export function rleFromPackedRows(bits: Uint32Array, offsetWords: number, heightPx: number, widthPx: number, wordsPerRow: number): Rle {
+  if (wordsPerRow * 32 < widthPx) throw new Error(`rleFromPackedRows: ${wordsPerRow} words per row hold ${wordsPerRow * 32} px < width ${widthPx}`);
+  if (heightPx > 0 && offsetWords + (heightPx - 1) * wordsPerRow + Math.ceil(widthPx / 32) > bits.length) {
+    throw new Error(`rleFromPackedRows: mask [h=${heightPx}, w=${widthPx}] at word ${offsetWords} (${wordsPerRow} words per row) runs past ${bits.length} words`);
+  }
+  const cnts: number[] = [];
+  let p = 0; let c = 0;
+  for (let x = 0; x < widthPx; x++) {
+    const at = offsetWords + (x >>> 5); const bit = x & 31;
+    for (let y = 0; y < heightPx; y++) {
+      const v = (bits[at + y * wordsPerRow] >>> bit) & 1;
+      if (v !== p) { cnts.push(c); c = 0; p = v; }
+      c++;
+    }
+  }
+  cnts.push(c);
+  return { h: heightPx, w: widthPx, counts: Uint32Array.from(cnts) };
+}

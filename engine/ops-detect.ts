@@ -17,6 +17,7 @@ import {
   anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
   pyFasterBaseAnchors, samplerKeysLaunch, samplerSelectLaunch, smallMaskLaunch, torchvisionBaseAnchors,
 } from '../kernels/boxes.ts';
+import { pasteLaunch, pasteSetupLaunch, pasteWordsPerRow } from '../kernels/paste.ts';
 
 // Kernels index whole buffers from element 0, so inputs must be contiguous at offset 0.
 function c(t: Tensor): Tensor {
@@ -531,3 +532,31 @@ export const detectOps = {
   roiPool: roiPoolOp,
   roiCrop: roiCropOp,
 } satisfies Record<string, OpDef>;
+
+// ---- mask paste (inference) -------------------------------------------------------------------------
+
+/**
+ * torchvision paste_masks_in_image(masks, boxes, img_shape, padding=1) > 0.5 (kernels/paste.ts) for
+ * detections of several images at once: probs f32 [R, M, M] (sigmoid mask probabilities),
+ * boxesXyxy f32 [R, 4] in original-image pixels, sizes i32 [R, 2] (origH, origW of each detection's
+ * image, at most maxSize) → u32 [R, maxSize[0], ceil(maxSize[1] / 32)] bit rows: bit x % 32 of word
+ * x / 32 is pixel x; pixels outside a detection's own image are 0. Not differentiable; no readback.
+ */
+export function pasteMasks(probs: Tensor, boxesXyxy: Tensor, sizes: Tensor, maxSize: [number, number]): Tensor {
+  if (probs.rank !== 3 || probs.dtype !== 'f32' || probs.shape[1] !== probs.shape[2] || probs.shape[1] < 1) throw new Error(`pasteMasks: probs must be f32 [R, M, M], got ${probs.dtype} [${probs.shape}]`);
+  const [R, M] = probs.shape;
+  checkBoxes('pasteMasks', boxesXyxy);
+  if (boxesXyxy.shape[0] !== R) throw new Error(`pasteMasks: boxesXyxy [${boxesXyxy.shape}] must have R = ${R} rows like probs [${probs.shape}]`);
+  if (sizes.dtype !== 'i32' || sizes.shape.join() !== `${R},2`) throw new Error(`pasteMasks: sizes must be i32 [${R}, 2] (origH, origW), got ${sizes.dtype} [${sizes.shape}]`);
+  const [hmax, wmax] = maxSize;
+  if (![hmax, wmax].every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`pasteMasks: maxSize must be two positive integers [Hmax, Wmax], got [${maxSize}]`);
+  const out = empty([R, hmax, pasteWordsPerRow(wmax)], 'u32', 'pasteMasks');
+  if (R === 0) return out;
+  const pc = c(probs), bc = c(boxesXyxy), sc = c(sizes);
+  const params = empty([R, 8], 'i32', 'pasteMasks.params');
+  run(pasteSetupLaunch(R, M), [bc, sc, params]);
+  run(pasteLaunch(R, M, hmax, wmax), [pc, params, out]);
+  params.dispose();
+  done(pc, probs); done(bc, boxesXyxy); done(sc, sizes);
+  return out;
+}
