@@ -79,8 +79,10 @@ ${WG_LINEAR}${DIV_ROUND}
 
 // ATen's bilinear source index, computed in double there: ratio·(i+0.5) − 0.5 is exact in double.
 // Here ratio = hi + lo with hi its top 11 significant bits: hi·(i+0.5) is exact in float32 for
-// i < 4096, and so is that minus 0.5 (for ratio >= 2^-8); lo·(i+0.5) < 2^-10 of the total rounds
-// once, so λ1 = float(r − i0) is exact or one float32 ulp off (for outputs >= 4096 px a little more).
+// i < 4096, and so is that minus 0.5 (P <= 32, ratio >= 2^-8); lo·(i+0.5) < 2^-10 of the total
+// rounds once, so λ1 = float(r − i0) is exact or one float32 ulp off (beyond those bounds, a few).
+// On 400 random detections (7.7 M pixels) this differs from the float64 reference in 0 pixels; a
+// plain float32 ratio·(i+0.5) − 0.5 in 1 (soft value 0.5 + 1.7e-8).
 const TAPS = `
 struct Tap { i0: i32, i1: i32, l0: f32, l1: f32 }
 fn bilinearTap(ratioBits: u32, i: i32, inSize: i32) -> Tap {

@@ -22,7 +22,7 @@
 const f = Math.fround;
 
 /** float32 fma(a, b, c) of float32 inputs, correctly rounded (the product is exact in double). */
-function fmaf(a: number, b: number, c: number): number {
+export function fmaf(a: number, b: number, c: number): number {
   const p = a * b;
   const s = p + c;
   const r = f(s);

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { bicubicResize, bicubicTaps, heatmapsToKeypoints } from '../model/keypoint-decode.ts';
+import { bicubicResize, bicubicTaps, fmaf, heatmapsToKeypoints } from '../model/keypoint-decode.ts';
 import { assertClose } from './util.ts';
 
 interface KpCase { S: number; R: number; K: number; logits: number[]; boxes: number[]; keypoints: number[]; scores: number[]; argmax: number[] }
@@ -53,6 +53,15 @@ test('bicubic taps: identity at equal sizes, weights sum to ~1, borders clamp', 
   }
   const src = Float32Array.from({ length: 25 }, (_, i) => i * 0.37 - 2);
   assert.equal([...bicubicResize(src, 0, 5, 5, 5)], [...src], 'same size copies');
+});
+
+test('fmaf rounds once: a double sum that lands on a float32 midpoint goes the exact sum\'s way', () => {
+  const a = 1 + 2 ** -12; // a·a = 1 + 2^-11 + 2^-24: halfway between two float32s
+  assert.is(fmaf(a, a, 2 ** -80), 1 + 2 ** -11 + 2 ** -23);
+  assert.is(fmaf(a, a, -(2 ** -80)), 1 + 2 ** -11);
+  assert.is(Math.fround(a * a + 2 ** -80), 1 + 2 ** -11, 'double then float32 rounds this tie to even');
+  assert.is(fmaf(3, 5, -0.25), 14.75);
+  assert.is(fmaf(Math.fround(0.1), 3, 0), Math.fround(Math.fround(0.1) * 3));
 });
 
 test('heatmapsToKeypoints: lengths that do not match [R, K, S, S] / [R, 4] are errors', () => {
