@@ -1,0 +1,160 @@
+// Model training-step properties on a tiny configuration: zero host syncs through forward, losses,
+// backward and SGD for box-only, box+mask, box+keypoint and box+mask+keypoint models; the buffer
+// pool returns to its baseline; images without annotations train (all-negative, mask/keypoint
+// losses zero); capacity and bad-input errors name the limit; the small preset memorises a few
+// synthetic images (loss falls well below its start).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as E from '../engine/index.ts';
+import { MaskRCNN } from '../model/mask-rcnn.ts';
+import { shapesSmall, type ModelConfig } from '../model/config.ts';
+import { gpuBatch, disposeGpuBatch, type HostTargets, type ImageSize } from '../model/transform.ts';
+import { makeOptimizer, trainStep } from '../model/train-step.ts';
+import { predict } from '../model/postprocess.ts';
+
+test.before(async () => {
+  await E.initEngine();
+  E.setPoison(true);
+  E.manualSeed(3);
+});
+
+function tinyConfig(mask: boolean, kp: boolean): ModelConfig {
+  const c = shapesSmall(3);
+  c.backbone = { ...c.backbone, baseWidth: 8, groups: 4 };
+  c.fpn = { ...c.fpn, outChannels: 16 };
+  c.rpn = { ...c.rpn, preNmsTopNTrain: 64, postNmsTopNTrain: 32, preNmsTopNTest: 64, postNmsTopNTest: 32, batchSizePerImage: 32 };
+  c.box = { ...c.box, representation: 32, batchSizePerImage: 16, detectionsPerImage: 5, preNmsCandidates: 64 };
+  c.mask = mask ? { ...c.mask!, convChannels: [8], predictorChannels: 8 } : null;
+  c.keypoint = kp ? { ...c.keypoint!, convChannels: [8], numKeypoints: 3 } : null;
+  c.maxGtPerImage = 3;
+  return c;
+}
+
+/** Two 64×64 images: one with a square (label 1) and a disc (label 2), one with no annotations. */
+function scene(c: ModelConfig, shift = 0) {
+  const H = 64, W = 64;
+  const img = new Float32Array(2 * 3 * H * W);
+  const sq = [8 + shift, 10, 30 + shift, 34];
+  const disc = { cx: 46, cy: 44, r: 10 };
+  const m1 = new Uint8Array(H * W), m2 = new Uint8Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const inSq = x >= sq[0] && x < sq[2] && y >= sq[1] && y < sq[3];
+    const inDisc = (x + 0.5 - disc.cx) ** 2 + (y + 0.5 - disc.cy) ** 2 < disc.r ** 2;
+    m1[y * W + x] = inSq ? 1 : 0; m2[y * W + x] = inDisc ? 1 : 0;
+    for (let ch = 0; ch < 3; ch++) {
+      img[ch * H * W + y * W + x] = inSq ? (ch === 0 ? 1.5 : -0.5) : inDisc ? (ch === 2 ? 1.5 : -0.5) : 0.1 * Math.sin(x * 0.7 + y * 0.3 + ch);
+      img[3 * H * W + ch * H * W + y * W + x] = 0.1 * Math.cos(x * 0.5 + y * 0.9 + ch);
+    }
+  }
+  const K = c.keypoint?.numKeypoints ?? 0;
+  const t0: HostTargets = {
+    boxesXyxy: Float32Array.from([...sq, disc.cx - disc.r, disc.cy - disc.r, disc.cx + disc.r, disc.cy + disc.r]),
+    labels: Int32Array.from([1, 2]),
+    masks: c.mask ? [m1, m2] : null,
+    keypoints: K ? Float32Array.from([sq[0] + 2, sq[1] + 2, 2, sq[2] - 3, sq[1] + 4, 2, 20 + shift, 30, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]) : null,
+  };
+  const t1: HostTargets = { boxesXyxy: new Float32Array(0), labels: new Int32Array(0), masks: c.mask ? [] : null, keypoints: K ? new Float32Array(0) : null };
+  const sizes: ImageSize[] = [{ heightPx: H, widthPx: W, origHeightPx: H, origWidthPx: W }, { heightPx: 60, widthPx: 50, origHeightPx: 120, origWidthPx: 100 }];
+  return gpuBatch(img, 2, H, W, sizes, [t0, t1], c, [1, 2]);
+}
+
+for (const [mask, kp] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  test(`train step (box${mask ? '+mask' : ''}${kp ? '+keypoint' : ''}): zero host syncs, pool back to baseline, finite losses; empty image valid`, async () => {
+    const cfg = tinyConfig(mask, kp);
+    const model = new MaskRCNN(cfg);
+    const opt = makeOptimizer(model, { lr: 0.01 });
+    const batch = scene(cfg);
+    // warm-up step: momentum buffers and cached anchors/constants are allocated once
+    const w = trainStep(model, opt, batch);
+    await E.toArrays([w.values]);
+    w.values.dispose();
+    const rt = E.runtime();
+    const syncs = rt.stats.hostSyncs;
+    const before = rt.pool.memoryStats().buffersInUse;
+    const out = trainStep(model, opt, batch);
+    assert.is(rt.stats.hostSyncs, syncs, 'host syncs inside the training step');
+    const [v] = await E.toArrays([out.values]);
+    out.values.dispose();
+    assert.is(rt.pool.memoryStats().buffersInUse, before, 'buffers in use after the step equal the baseline');
+    const names = out.names;
+    assert.ok(names.includes('loss_classifier') && names.includes('loss_objectness'));
+    assert.is(names.includes('loss_mask'), mask);
+    assert.is(names.includes('loss_keypoint'), kp);
+    for (let i = 0; i < names.length; i++) assert.ok(Number.isFinite(v[i]) && v[i] >= 0, `${names[i]} = ${v[i]}`);
+    disposeGpuBatch(batch);
+    opt.dispose();
+    model.dispose();
+  });
+}
+
+test('images without annotations only: all-negative, mask/keypoint losses exactly 0', async () => {
+  const cfg = tinyConfig(true, true);
+  const model = new MaskRCNN(cfg);
+  const opt = makeOptimizer(model, { lr: 0.01 });
+  const H = 64, W = 64;
+  const img = Float32Array.from({ length: 3 * H * W }, (_, i) => Math.sin(i * 0.01));
+  const b = gpuBatch(img, 1, H, W, [{ heightPx: H, widthPx: W, origHeightPx: H, origWidthPx: W }], [{ boxesXyxy: new Float32Array(0), labels: new Int32Array(0), masks: [], keypoints: new Float32Array(0) }], cfg);
+  const out = trainStep(model, opt, b);
+  const [v] = await E.toArrays([out.values]);
+  const get = (n: string) => v[out.names.indexOf(n as never)];
+  assert.is(get('loss_mask'), 0);
+  assert.is(get('loss_keypoint'), 0);
+  assert.is(get('loss_rpn_box_reg'), 0);
+  assert.is(get('loss_box_reg'), 0);
+  assert.ok(get('loss_objectness') > 0 && get('loss_classifier') > 0);
+  out.values.dispose(); disposeGpuBatch(b); opt.dispose(); model.dispose();
+});
+
+test('bad input: capacity, degenerate boxes, NaN images, wrong shapes are named errors', () => {
+  const cfg = tinyConfig(false, false);
+  const H = 64, W = 64;
+  const img = new Float32Array(3 * H * W);
+  const size = [{ heightPx: H, widthPx: W, origHeightPx: H, origWidthPx: W }];
+  const t = (boxes: number[], labels: number[]): HostTargets[] => [{ boxesXyxy: Float32Array.from(boxes), labels: Int32Array.from(labels), masks: null, keypoints: null }];
+  assert.throws(() => gpuBatch(img, 1, H, W, size, t([0, 0, 5, 5, 0, 0, 6, 6, 1, 1, 7, 7, 2, 2, 9, 9], [1, 1, 1, 1]), cfg), /4 GT instances, over the capacity maxGtPerImage = 3/);
+  assert.throws(() => gpuBatch(img, 1, H, W, size, t([5, 5, 5, 9], [1]), cfg), /zero, negative or non-finite size/);
+  assert.throws(() => gpuBatch(img, 1, H, W, size, t([0, 0, 5, 5], [7]), cfg), /label 7 of instance 0 outside 1\.\.2/);
+  const nan = img.slice(); nan[5000] = NaN;
+  assert.throws(() => gpuBatch(nan, 1, H, W, size, null, cfg), /image 0 .*non-finite value \(NaN\) at channel 1/);
+  assert.throws(() => gpuBatch(img, 1, H, 60, size, null, cfg), /expected \[1, 3, 64, 60\]/);
+  assert.throws(() => gpuBatch(new Float32Array(0), 0, H, W, [], null, cfg), /empty batch/);
+});
+
+test('overfit: the small preset memorises two synthetic images (loss falls well below its start; the square is detected)', async () => {
+  const cfg = tinyConfig(true, false);
+  cfg.backbone = { ...cfg.backbone, baseWidth: 16, groups: 8 };
+  cfg.fpn = { ...cfg.fpn, outChannels: 32 };
+  const model = new MaskRCNN(cfg);
+  const opt = makeOptimizer(model, { lr: 0.02, warmupIters: 10, milestones: [110] });
+  const batch = scene(cfg);
+  let first = 0, last = 0;
+  for (let i = 0; i < 150; i++) {
+    const out = trainStep(model, opt, batch);
+    const [v] = await E.toArrays([out.values]);
+    out.values.dispose();
+    const total = v[out.names.indexOf('loss')];
+    if (i === 0) first = total;
+    last = total;
+  }
+  assert.ok(last < first * 0.35, `loss ${first.toFixed(3)} → ${last.toFixed(3)}`);
+  const dets = await predict(model, batch);
+  const d = dets[0];
+  const iouWith = (g: number[], i: number) => {
+    const [x1, y1, x2, y2] = d.boxesXyxy.subarray(i * 4, i * 4 + 4);
+    const inter = Math.max(0, Math.min(x2, g[2]) - Math.max(x1, g[0])) * Math.max(0, Math.min(y2, g[3]) - Math.max(y1, g[1]));
+    return inter / ((x2 - x1) * (y2 - y1) + (g[2] - g[0]) * (g[3] - g[1]) - inter);
+  };
+  // "detections correct": for each GT, the best-scoring detection that overlaps it (IoU > 0.5) has its label
+  const gts: [number[], number][] = [[[8, 10, 30, 34], 1], [[36, 34, 56, 54], 2]];
+  const shown = `labels ${Array.from(d.labels)} scores ${Array.from(d.scores).map((s) => s.toFixed(2))} boxes ${Array.from(d.boxesXyxy).map((s) => s.toFixed(0))}`;
+  for (const [g, label] of gts) {
+    let best = -1;
+    for (let i = 0; i < d.scores.length; i++) if (iouWith(g, i) > 0.5 && (best < 0 || d.scores[i] > d.scores[best])) best = i;
+    assert.ok(best >= 0, `no detection overlaps GT [${g}] (loss ${first.toFixed(3)} → ${last.toFixed(3)}): ${shown}`);
+    assert.is(d.labels[best], label, `GT [${g}] label ${label}: best overlapping detection has label ${d.labels[best]}: ${shown}`);
+  }
+  assert.is(dets[1].scores.filter((s) => s > 0.5).length, 0, 'the image without objects has no confident detection');
+  disposeGpuBatch(batch); opt.dispose(); model.dispose();
+});
+
+test.run();
