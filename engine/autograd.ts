@@ -34,6 +34,16 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+// Profiling tags (engine/runtime.ts Profiler): a plain string slot the runtime reads per dispatch.
+let currentTag: string | undefined;
+export const tagNow = () => currentTag;
+/** Sets the tag dispatches are attributed to; returns the previous one. */
+export function setTag(t: string | undefined): string | undefined {
+  const p = currentTag;
+  currentTag = t;
+  return p;
+}
+
 /** Runs one op: forward, and (if any input requires grad) records the node. */
 export function apply<A>(name: string, def: OpDef<A>, inputs: Tensor[], attrs: A): Tensor {
   for (const t of inputs) if (t.disposed) throw new Error(`${name}: input tensor ${t.id} [${t.shape}] was disposed`);
@@ -55,6 +65,7 @@ export function apply<A>(name: string, def: OpDef<A>, inputs: Tensor[], attrs: A
     inputs,
     saved,
     backward: (g, s) => backward(g, s, attrs, meta),
+    tag: tagNow(),
   };
   return out;
 }
@@ -125,7 +136,9 @@ export function backward(root: Tensor, grad?: Tensor, ones?: (shape: number[]) =
       }
       const ins = node.inputs;
       // Fresh handles: a backward may return g itself or one tensor for two inputs (add).
+      const prevTag = setTag(node.tag === undefined ? undefined : `${node.tag}:bwd`);
       const inGrads = tidy(() => node.backward(g, node.saved).map((x) => (x ? viewOf(x, x.shape, x.strides, x.offset).keep() : null)));
+      setTag(prevTag);
       g.dispose();
       for (const s of node.saved) s.dispose();
       node.saved = [];

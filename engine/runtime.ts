@@ -2,6 +2,7 @@
 // reflected from WGSL (wgsl_reflect), per-dispatch sizes as immediates (<= 64 B) or a per-submit
 // uniform arena with dynamic offsets, one encoder + one open compute pass with periodic submits,
 // batched readbacks, and a host-sync counter. ../shared/reference/webgpu-dawn-notes.md §8.
+import { tagNow } from './autograd.ts';
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -194,6 +195,7 @@ export class Runtime {
     const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
     if (dynOffset >= 0) entries.push({ binding: p.storageCount, resource: { buffer: this.arenaGpu, offset: 0, size: Math.ceil(p.uniformBytes / 16) * 16 } });
     const bg = this.device.createBindGroup({ layout: p.bgl, entries });
+    if (this.profiler) this.beginProfiledPass();
     const pass = this.ensurePass();
     pass.setPipeline(p.pipeline);
     if (dynOffset >= 0) pass.setBindGroup(0, bg, [dynOffset]);
@@ -201,10 +203,35 @@ export class Runtime {
     if (p.immediate) {
       (pass as unknown as { setImmediates(o: number, d: Uint32Array): void }).setImmediates(0, new Uint32Array(this.immScratch, 0, Math.ceil(p.uniformBytes / 4)));
     }
+    if (this.profiler) this.profiler.before(this, p.key);
     pass.dispatchWorkgroups(gx, gy, gz);
+    if (this.profiler) this.endPass();
     this.lastLabel = p.key;
     this.stats.dispatches++;
     if (++this.sinceSubmit >= this.submitEvery) this.flush();
+  }
+
+  /** Per-dispatch GPU timestamps (profiling runs only: one compute pass per dispatch). */
+  profiler: Profiler | null = null;
+
+  private beginProfiledPass(): void {
+    this.endPass();
+    this.pass = this.encoder!.beginComputePass({ timestampWrites: this.profiler!.slot(this.device) });
+  }
+
+  /** Starts attributing every dispatch's GPU time to (kernel key, tag). */
+  startProfile(): void {
+    this.flush();
+    this.profiler = new Profiler();
+  }
+
+  /** Stops profiling and returns per-dispatch records (one readback; bench only). */
+  async stopProfile(): Promise<ProfileRecord[]> {
+    const pr = this.profiler;
+    this.profiler = null;
+    if (!pr) return [];
+    this.flush();
+    return pr.collect(this);
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -326,6 +353,45 @@ export class Runtime {
     this.pool.trim();
     for (const l of this.staging.values()) for (const b of l) b.destroy();
     this.arenaGpu.destroy();
+  }
+}
+
+export interface ProfileRecord { key: string; tag: string; ms: number }
+
+/** Query sets of 4096 timestamps (2 per dispatch); resolved and read once at the end. */
+class Profiler {
+  private sets: GPUQuerySet[] = [];
+  private used = 0;
+  readonly meta: { key: string; tag: string }[] = [];
+  private static readonly PER_SET = 4096;
+  slot(device: GPUDevice): GPUComputePassTimestampWrites {
+    const i = this.used % Profiler.PER_SET;
+    if (i === 0) this.sets.push(device.createQuerySet({ type: 'timestamp', count: Profiler.PER_SET }));
+    this.used += 2;
+    return { querySet: this.sets[this.sets.length - 1], beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 };
+  }
+  before(_rt: Runtime, key: string): void {
+    this.meta.push({ key, tag: tagNow() ?? 'untagged' });
+  }
+  async collect(rt: Runtime): Promise<ProfileRecord[]> {
+    const dev = rt.dev.device;
+    const out: ProfileRecord[] = [];
+    for (let s = 0; s < this.sets.length; s++) {
+      const n = Math.min(Profiler.PER_SET, this.used - s * Profiler.PER_SET);
+      const buf = dev.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const enc = dev.createCommandEncoder();
+      enc.resolveQuerySet(this.sets[s], 0, n, buf, 0);
+      dev.queue.submit([enc.finish()]);
+      const [raw] = await rt.readMany([{ buffer: buf, offset: 0, bytes: n * 8 }]);
+      const t = new BigUint64Array(raw);
+      for (let j = 0; j < n; j += 2) {
+        const m = this.meta[(s * Profiler.PER_SET + j) / 2];
+        out.push({ key: m.key, tag: m.tag, ms: Number(t[j + 1] - t[j]) / 1e6 });
+      }
+      buf.destroy();
+      this.sets[s].destroy();
+    }
+    return out;
   }
 }
 

@@ -28,6 +28,8 @@ export interface GradNode {
   /** Tensors the backward reads; held with their own references until the graph is freed. */
   saved: Tensor[];
   backward: (g: Tensor, saved: Tensor[]) => (Tensor | null)[];
+  /** Profiling tag current when the op ran (runtime().profileTag); its backward is tagged `${tag}:bwd`. */
+  tag?: string;
 }
 
 let nextId = 1;

@@ -59,7 +59,9 @@ export class MaskRCNN extends E.Module {
     return this.namedParameters().filter(([, t]) => t.requiresGrad);
   }
 
+  /** Marks the start of a phase: dispatches (and, through autograd, their backward) are tagged with it. */
   private phase(p: Phase): void {
+    E.setTag(p);
     this.onPhase?.(p);
   }
 

@@ -25,9 +25,12 @@ export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOut
     const total = totalLoss(losses);
     const names = [...(Object.keys(losses) as LossName[]), 'loss' as const];
     const values = E.concat([...Object.values(losses), total].map((t) => E.reshape(t!, [1])), 0);
+    E.setTag('loss');
     E.backward(total);
+    E.setTag('optimizer');
     opt.step();
     opt.zeroGrad();
+    E.setTag(undefined);
     const out = E.noGrad(() => E.add(values, 0));
     out.keep();
     return { names, values: out };
