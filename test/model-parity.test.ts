@@ -313,6 +313,9 @@ const grad64 = (): Grad64 => JSON.parse(readFileSync(new URL('./fixtures/model/g
 // branch depending on summation order and moves them by ~1e-3 relative (torch float32 itself is 8.5e-4 off
 // its float64 gradient of conv1 in keypointrcnn_tiny). The float64 run lists the box-head units with
 // |pre-activation| < tieTol; ours are put on the float64 side by a constant (no gradient) before the ReLU.
+// Measured (lavapipe): maskrcnn_tiny conv1 7.0e-5 of float64 after pinning fc6 unit 25 of RoI 46 (3.9e-3
+// without); the rest is one mask-head conv ReLU where torch float32 and ours agree and float64 does not (its
+// ReLU is fused on our side, so it is not pinned; headConvNearTies in grad64.json counts such units).
 const F32_GRADS = ['rpn.head.conv.0.0.weight', 'roi_heads.box_head.fc6.weight', 'roi_heads.mask_predictor.mask_fcn_logits.weight', 'roi_heads.keypoint_predictor.kps_score_lowres.weight'];
 
 async function checkTrain(c: Ctx): Promise<void> {
@@ -387,7 +390,7 @@ async function checkTrain(c: Ctx): Promise<void> {
 
 for (const name of ['maskrcnn_tiny', 'keypointrcnn_tiny'] as const) {
   let c: Ctx | null = null;
-  test(`${name}: eval — body, FPN, RPN head, anchors, proposals, box head, detections, ${name === 'maskrcnn_tiny' ? 'mask probabilities' : 'keypoint logits'} match torchvision`, async () => {
+  test(`${name}: eval — body, FPN, RPN head, anchors, proposals, box head, detections, ${name === 'maskrcnn_tiny' ? 'mask probabilities, pasted masks' : 'keypoint logits, decoded keypoints'} match torchvision`, async () => {
     const t0 = performance.now();
     c = setup(name);
     log(`${name} eval`);
