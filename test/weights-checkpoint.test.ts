@@ -138,6 +138,7 @@ test(`checkpoint: ${KILLS} SIGKILLs of a writer saving ${MIB} MiB checkpoints ne
     const saved = [...out.matchAll(/saved (\d+)/g)].map((m) => Number(m[1]));
     if (readdirSync(d).some((f) => f.includes(`.tmp-${child.pid}-`))) midWrite++; // this kill landed inside a file write
     const c = loadCheckpoint(d, { config: { mib: MIB } });
+    assert.ok(c.iteration >= committed, `kill ${k}: loaded ${c.iteration}, older than the ${committed} loaded before`);
     assert.ok(c.iteration >= (saved.length ? saved[saved.length - 1] : committed), `kill ${k}: loaded ${c.iteration}, child reported ${saved.at(-1)}`);
     assert.equal(c.skipped, [], `kill ${k}: a committed checkpoint failed to load`);
     const want = patternTensors(c.iteration, MIB);

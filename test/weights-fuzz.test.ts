@@ -73,7 +73,7 @@ const legacyHead = (() => {
 })();
 const P = (...parts: (string | number[] | Buffer)[]): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p as number[]))));
 const key = (k: string): Buffer => P('X', [k.length, 0, 0, 0], k);
-const DEEP = 100_000;
+const DEEP = Number(process.env.WEIGHTS_FUZZ_DEEP ?? 20_000);
 const hostile: [string, Buffer][] = [
   ['self-list', P([0x80, 2], ']q', [0], 'h', [0], 'a.')],
   ['self-dict', P([0x80, 2], '}q', [0], key('a'), 'h', [0], 's.')],
@@ -214,7 +214,7 @@ test(`fuzz: ${N} mutated .pth / safetensors files (seed ${SEED}) and ${hostileFi
     runOne(`case ${i} ${name} ${how}`, data);
   }
   const top = [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, v]) => `${v}x ${k}`);
-  console.log(`  fuzz: ${N} cases + ${hostileFiles.length} hostile: ${stats.ok} loaded, ${stats.rejected} rejected, ${failures.length} failures; ${(stats.totalMs / 1000).toFixed(1)} s total, max ${stats.maxMs.toFixed(1)} ms (${stats.maxMsCase}); peak RSS +${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MiB; max output/input ${stats.outBytesOverIn.toFixed(2)}\n  most common rejections: ${top.join(' | ')}`);
+  console.log(`  fuzz: ${ONLY < 0 ? `${N} cases (seed ${SEED}) + ${hostileFiles.length} hostile` : `case ${ONLY} (seed ${SEED})`}: ${stats.ok} loaded, ${stats.rejected} rejected, ${failures.length} failures; ${(stats.totalMs / 1000).toFixed(1)} s total, max ${stats.maxMs.toFixed(1)} ms (${stats.maxMsCase}); peak RSS +${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MiB; max output/input ${stats.outBytesOverIn.toFixed(2)}\n  most common rejections: ${top.join(' | ')}`);
   assert.equal(failures.slice(0, 20), []);
   assert.ok(stats.maxMs < 2000, `slowest case ${stats.maxMs.toFixed(0)} ms: ${stats.maxMsCase}`);
   assert.ok(rssPeak - rss0 < 1024 * 2 ** 20, `peak RSS grew ${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MiB`);

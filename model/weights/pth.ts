@@ -329,22 +329,19 @@ export function materialize(refs: Map<string, TensorRef>, file: string, maxOutpu
     const dst = new Uint8Array(buf);
     const src = root.bytes;
     const base = st.offset + t.offset;
-    const rank = t.shape.length;
-    const inner = rank ? t.shape[rank - 1] : 1;
-    const innerStride = rank ? t.stride[rank - 1] : 1;
-    const outer = inner ? numel / inner : 0;
-    const idx = new Array<number>(Math.max(rank - 1, 0)).fill(0);
-    let o = 0;
-    for (let r = 0; r < outer; r++) {
+    // Trailing dims laid out contiguously collapse into one block copied with a single set();
+    // the remaining outer dims are walked with an odometer.
+    let block = 1;
+    let outerRank = t.shape.length;
+    while (outerRank > 0 && (t.stride[outerRank - 1] === block || t.shape[outerRank - 1] === 1)) block *= t.shape[--outerRank];
+    const blockBytes = block * es;
+    const idx = new Array<number>(outerRank).fill(0);
+    for (let o = 0; o < dst.length; o += blockBytes) {
       let e = base;
-      for (let d = 0; d < rank - 1; d++) e += idx[d] * t.stride[d];
-      if (innerStride === 1 || inner === 1) {
-        dst.set(src.subarray(e * es, (e + inner) * es), o);
-        o += inner * es;
-      } else {
-        for (let i = 0; i < inner; i++, o += es) dst.set(src.subarray((e + i * innerStride) * es, (e + i * innerStride + 1) * es), o);
-      }
-      for (let d = rank - 2; d >= 0; d--) {
+      for (let d = 0; d < outerRank; d++) e += idx[d] * t.stride[d];
+      if (blockBytes === es && es <= 8) for (let b = 0; b < es; b++) dst[o + b] = src[e * es + b];
+      else dst.set(src.subarray(e * es, e * es + blockBytes), o);
+      for (let d = outerRank - 1; d >= 0; d--) {
         if (++idx[d] < t.shape[d]) break;
         idx[d] = 0;
       }
