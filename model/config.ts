@@ -58,8 +58,9 @@ export interface BoxHeadConfig {
   smoothL1Beta: number;
 }
 
-export interface MaskHeadConfig { poolSize: number; samplingRatio: number; convChannels: number[]; predictorChannels: number; targetRule: MaskTargetRule; norm: 'none' | 'group' }
-export interface KeypointHeadConfig { poolSize: number; samplingRatio: number; convChannels: number[]; numKeypoints: number; norm: 'none' | 'group' }
+/** roisPerImage: training RoIs per image for the branch (0 = every positive, torchvision); fewer keeps the highest-objectness positives. */
+export interface MaskHeadConfig { poolSize: number; samplingRatio: number; convChannels: number[]; predictorChannels: number; targetRule: MaskTargetRule; norm: 'none' | 'group'; roisPerImage?: number }
+export interface KeypointHeadConfig { poolSize: number; samplingRatio: number; convChannels: number[]; numKeypoints: number; norm: 'none' | 'group'; roisPerImage?: number }
 
 export interface ModelConfig {
   name: string;
@@ -131,7 +132,7 @@ export function shapesSmall(numClasses = 5): ModelConfig {
     name: 'shapes_small',
     numClasses,
     backbone: { depth: 18, baseWidth: 16, blocks: [1, 1, 1, 1], norm: 'group', normEps: 1e-5, groups: 8, trainableLayers: 5 },
-    fpn: { outChannels: 48, norm: 'none' },
+    fpn: { outChannels: 32, norm: 'none' },
     rpn: {
       anchorSizes: [[16], [32], [64], [128], [256]], aspectRatios: TV_RATIOS, headConvs: 1,
       preNmsTopNTrain: 300, preNmsTopNTest: 300, postNmsTopNTrain: 150, postNmsTopNTest: 100,
@@ -143,8 +144,8 @@ export function shapesSmall(numClasses = 5): ModelConfig {
       batchSizePerImage: 64, positiveFraction: 0.25, regWeights: [10, 10, 5, 5],
       scoreThresh: 0.05, nmsThresh: 0.5, detectionsPerImage: 20, preNmsCandidates: 1024, smoothL1Beta: 1 / 9,
     },
-    mask: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32], predictorChannels: 32, targetRule: 'threshold', norm: 'group' },
-    keypoint: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32, 32, 32], numKeypoints: 17, norm: 'group' },
+    mask: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32], predictorChannels: 32, targetRule: 'threshold', norm: 'group', roisPerImage: 8 },
+    keypoint: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32, 32, 32], numKeypoints: 17, norm: 'group', roisPerImage: 4 },
     maxGtPerImage: 8,
     sampler: 'random',
     minSizePx: 192, maxSizePx: 288,

@@ -64,6 +64,16 @@ export function keypointTargets(pos: PositiveRois, t: GpuTargets, S: number, K: 
   });
 }
 
+/** f32 [B·S]: 1 where the sampled row's matched GT has a visible keypoint (v > 0). */
+export function rowsWithKeypoints(gtIndex: Tensor, t: GpuTargets, K: number): Tensor {
+  return E.noGrad(() => {
+    const kp = t.keypoints!;
+    const vis = E.reshape(E.narrow(E.reshape(kp, [kp.shape[0] * kp.shape[1], K, 3]), 2, 2, 1), [kp.shape[0] * kp.shape[1], K]);
+    const any = E.cast(E.gt(E.sum(E.cast(E.gt(vis, 0), 'f32'), 1), 0), 'f32'); // [B·G]
+    return E.indexSelect(any, 0, gtIndex);
+  });
+}
+
 /** torchvision keypointrcnn_loss: cross-entropy over S² positions, mean over valid keypoints (0 if none). */
 export function keypointLoss(logits: Tensor, target: Tensor): Tensor {
   const [R, K, S] = logits.shape;

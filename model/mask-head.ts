@@ -53,14 +53,21 @@ export interface PositiveRois {
   valid: Tensor; // f32 [B·Q]
 }
 
-/** torchvision: positive proposals of the sampled set, in index order, at most the positive quota per image. */
-export function selectPositives(s: SampledRois, B: number, positiveFraction: number): PositiveRois {
+/**
+ * torchvision: positive proposals of the sampled set, in index order. `cap` per image (default:
+ * the sampler's positive quota, so nothing can be dropped); `keep` f32 [B·S] further restricts the
+ * rows (the keypoint head: positives whose GT has a visible keypoint — the others add exactly 0 to
+ * keypointrcnn_loss, so skipping them changes nothing but the cost).
+ */
+export function selectPositives(s: SampledRois, B: number, positiveFraction: number, cap = 0, keep: Tensor | null = null): PositiveRois {
   const S = s.S;
-  const Q = Math.max(1, Math.min(S, Math.floor(S * positiveFraction)));
+  const quota = Math.max(1, Math.min(S, Math.floor(S * positiveFraction)));
+  const Q = cap > 0 ? Math.min(cap, quota) : quota;
   return E.noGrad(() => {
     const rL: Tensor[] = [], lL: Tensor[] = [], gL: Tensor[] = [], vL: Tensor[] = [];
+    const rows = keep ? E.mul(s.pos, keep) : s.pos;
     for (let b = 0; b < B; b++) {
-      const pos = E.cast(E.narrow(s.pos, 0, b * S, S), 'i32');
+      const pos = E.cast(E.narrow(rows, 0, b * S, S), 'i32');
       const idx = E.narrow(compact(pos).indices, 0, 0, Q);
       const has = E.ge(idx, 0);
       const k = E.add(E.where(has, idx, E.full([], 0, 'i32')), E.full([], b * S, 'i32'));

@@ -8,7 +8,7 @@ import { FPN, fpnFlops } from './fpn.ts';
 import { RPN, rpnFlops, type Proposals } from './rpn.ts';
 import { BoxHead, boxHeadFlops, fastrcnnLoss, initBoxHead, postprocessDetections, selectTrainingSamples, toRois, type Detections } from './roi-heads.ts';
 import { MaskHead, maskHeadFlops, maskLoss, selectClassChannel, selectPositives } from './mask-head.ts';
-import { KeypointHead, keypointHeadFlops, keypointLoss, keypointTargets } from './keypoint-head.ts';
+import { KeypointHead, keypointHeadFlops, keypointLoss, keypointTargets, rowsWithKeypoints } from './keypoint-head.ts';
 import { validateConfig, type ModelConfig } from './config.ts';
 import type { GpuBatch } from './transform.ts';
 
@@ -84,17 +84,18 @@ export class MaskRCNN extends E.Module {
     const { logits, deltas } = this.boxHead.forward(feats, s.rois);
     const box = fastrcnnLoss(logits, deltas, s, this.cfg.box.smoothL1Beta);
     const out: Losses = { loss_objectness: rpnL!.objectness, loss_rpn_box_reg: rpnL!.boxReg, loss_classifier: box.classifier, loss_box_reg: box.boxReg };
-    if (this.maskHead || this.keypointHead) {
-      const pos = selectPositives(s, batch.B, this.cfg.box.positiveFraction);
-      if (this.maskHead) {
-        this.phase('roi_mask');
-        out.loss_mask = maskLoss(this.maskHead.forward(feats, pos.rois), pos, batch.targets, this.cfg.mask!.targetRule);
-      }
-      if (this.keypointHead) {
-        this.phase('roi_keypoint');
-        const kl = this.keypointHead.forward(feats, pos.rois);
-        out.loss_keypoint = keypointLoss(kl, keypointTargets(pos, batch.targets, kl.shape[2], this.cfg.keypoint!.numKeypoints));
-      }
+    const frac = this.cfg.box.positiveFraction;
+    if (this.maskHead) {
+      this.phase('roi_mask');
+      const pos = selectPositives(s, batch.B, frac, this.cfg.mask!.roisPerImage ?? 0);
+      out.loss_mask = maskLoss(this.maskHead.forward(feats, pos.rois), pos, batch.targets, this.cfg.mask!.targetRule);
+    }
+    if (this.keypointHead) {
+      this.phase('roi_keypoint');
+      const K = this.cfg.keypoint!.numKeypoints;
+      const pos = selectPositives(s, batch.B, frac, this.cfg.keypoint!.roisPerImage ?? 0, rowsWithKeypoints(s.gtIndex, batch.targets, K));
+      const kl = this.keypointHead.forward(feats, pos.rois);
+      out.loss_keypoint = keypointLoss(kl, keypointTargets(pos, batch.targets, kl.shape[2], K));
     }
     return out;
   }
@@ -134,14 +135,15 @@ export class MaskRCNN extends E.Module {
     const all: [number, number][] = [...sizes, [Math.ceil(Hp / 64), Math.ceil(Wp / 64)]];
     const C = c.fpn.outChannels;
     const S = c.box.batchSizePerImage;
-    const Q = Math.floor(S * c.box.positiveFraction);
+    const quota = Math.floor(S * c.box.positiveFraction);
+    const cap = (n: number | undefined) => (n ? Math.min(n, quota) : quota);
     return {
       backbone: resnetFlops(c.backbone, Hp, Wp),
       fpn: fpnFlops(this.body.outChannels, C, sizes),
       rpn: rpnFlops(C, this.rpn.head.anchorsPerLoc, c.rpn.headConvs, all),
       box_head: boxHeadFlops(C, c.box, c.numClasses, S),
-      mask_head: c.mask ? maskHeadFlops(C, c.mask, c.numClasses, Q) : 0,
-      keypoint_head: c.keypoint ? keypointHeadFlops(C, c.keypoint, Q) : 0,
+      mask_head: c.mask ? maskHeadFlops(C, c.mask, c.numClasses, cap(c.mask.roisPerImage)) : 0,
+      keypoint_head: c.keypoint ? keypointHeadFlops(C, c.keypoint, cap(c.keypoint.roisPerImage)) : 0,
     };
   }
 }

@@ -95,8 +95,12 @@ export class RPN extends E.Module {
     const heads = feats.map((f) => this.head.forward(f));
     const objectness = heads.length === 1 ? heads[0].objectness : E.concat(heads.map((h) => h.objectness), 1); // [B, N]
     const deltas = heads.length === 1 ? heads[0].deltas : E.concat(heads.map((h) => h.deltas), 1); // [B, N, 4]
+    const tag = E.tagNow();
+    E.setTag(`${tag}_proposals`);
     const proposals = E.noGrad(() => this.filterProposals(objectness, deltas, plan, batch, training));
+    E.setTag(`${tag}_targets`);
     const losses = training ? this.loss(objectness, deltas, plan, batch) : null;
+    E.setTag(tag);
     return { proposals, losses };
   }
 
