@@ -45,6 +45,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   keep_ckpts: { kind: 'int', help: 'keep the last K checkpoints', default: 3, min: 1 },
   eval_every: { kind: 'int', help: 'evaluate every N iterations (0: only at the end)', default: 0, min: 0 },
   eval_images: { kind: 'int', help: 'evaluate on the first N val images (0: all)', default: 0, min: 0 },
+  final_eval: { kind: 'bool', help: 'evaluate at the end (--no-final_eval skips it)', default: true },
   use_tfboard: { kind: 'bool', help: 'write TensorBoard event files into --save_dir' },
   seed: { kind: 'int', help: 'seed for init, loader order and samplers', default: 0 },
   adapter: { kind: 'string', help: 'GPU adapter name substring (MRCNN_ADAPTER)' },
@@ -107,7 +108,10 @@ async function main(): Promise<void> {
   let stopRequested = false;
   process.on('SIGINT', () => { if (stopRequested) process.exit(130); stopRequested = true; log('\ntrain: Ctrl-C: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to quit now)'); });
 
+  let savedAt = -1;
   const save = async (why: string) => {
+    if (savedAt === opt.iteration) return;
+    savedAt = opt.iteration;
     const t0 = performance.now();
     const tensors = new Map<string, TensorIn>();
     const named = [...model.stateDict(), ...opt.momentumState().map(([n, t]) => [`optim.momentum.${n}`, t] as [string, E.Tensor])];
@@ -165,7 +169,7 @@ async function main(): Promise<void> {
   await loader.close();
   const trainSec = (performance.now() - tStart) / 1000;
   log(`train: ${steps} steps in ${trainSec.toFixed(0)} s: step ${(stepMs / Math.max(steps, 1)).toFixed(0)} ms, loader wait ${(waitMs / Math.max(steps, 1)).toFixed(1)} ms/step, ${((steps * bs) / (stepMs / 1000)).toFixed(2)} images/s`);
-  if (!stopRequested) await runEval(opt.iteration);
+  if (!stopRequested && f.final_eval) await runEval(opt.iteration);
   tb?.close();
 
   async function runEval(it: number): Promise<void> {
