@@ -132,7 +132,14 @@ test(`checkpoint: ${KILLS} SIGKILLs of a writer saving ${MIB} MiB checkpoints ne
       out += b.toString();
       if (out.includes('ready')) res();
     }));
-    await new Promise((r) => setTimeout(r, rand() * 2.5 * saveMs));
+    if (k % 2 === 0) {
+      await new Promise((r) => setTimeout(r, rand() * 2.5 * saveMs));
+    } else {
+      // odd kills aim inside a write: wait for this child's temp file to appear, then a bit more
+      const t = performance.now();
+      while (!readdirSync(d).some((f) => f.includes(`.tmp-${child.pid}-`)) && performance.now() - t < 20_000) await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, rand() * 0.3 * saveMs));
+    }
     child.kill('SIGKILL');
     await exited;
     const saved = [...out.matchAll(/saved (\d+)/g)].map((m) => Number(m[1]));
