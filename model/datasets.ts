@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import { datasetFromFiles, loadCoco, resolveDataset, type DatasetSpec, type LoadedCoco, type Split } from '../data/coco.ts';
 import { COCO_KEYPOINT_FLIP_MAP } from '../data/images.ts';
+import { prepareVoc, VOC_LAYOUT } from '../data/voc-coco.ts';
+import { prepareVg, VG_LAYOUT } from '../data/vg.ts';
 import type { CocoDataset } from '../data/coco-types.ts';
 
 export type DatasetName = 'shapes' | 'coco2014' | 'coco2017' | 'keypoints_coco2017' | 'pascal_voc' | 'vg';
@@ -83,7 +85,9 @@ async function specFor(name: DatasetName, split: Split, dataRoot: string | undef
       if (!existsSync(spec.annPath) || !existsSync(spec.imagesDir)) throw new Error(`dataset ${name}: ${spec.annPath} or ${spec.imagesDir} does not exist; expected layout: ${LAYOUT[name]}`);
       return spec;
     }
-    case 'pascal_voc': case 'vg':
-      throw new Error(`dataset ${name}: convert it to COCO format first and pass --ann FILE --images DIR (expected layout: ${LAYOUT[name]})`);
+    // converted once into a cached COCO JSON (data/voc-coco.ts, data/vg.ts); the loader is the same.
+    // VOC: train = 07 trainval, val = 07 test (the seed's protocol); VG: boxes only.
+    case 'pascal_voc': return prepareVoc(split, { root: dataRoot ? `${dataRoot}/VOCdevkit` : undefined, years: ['2007'] });
+    case 'vg': return prepareVg(split, { root: dataRoot ? `${dataRoot}/vg` : undefined });
   }
 }

@@ -7,6 +7,8 @@ import type { MaskRCNN } from './mask-rcnn.ts';
 import { predict, toCocoResults, type ImageDetections } from './postprocess.ts';
 import { batchToGpu, disposeGpuBatch } from './transform.ts';
 import type { ToolDataset } from './datasets.ts';
+import { vocEvalInputs, vocGroundTruth } from '../data/voc-coco.ts';
+import { vocEvalMap } from '../data/eval/voc.ts';
 
 export interface EvalSummary {
   bbox: CocoEvalResult | null;
@@ -16,6 +18,8 @@ export interface EvalSummary {
   images: number;
   inferMs: number;
   droppedCandidates: number;
+  /** Pascal VOC datasets: VOC07 11-point mAP over the 20 classes (the seed's number). */
+  voc07Map: number | null;
 }
 
 export async function evaluateModel(model: MaskRCNN, ds: ToolDataset, o: { batchSize: number; numWorkers: number; maxImages?: number; log: (l: string) => void; onDetections?: (d: ImageDetections) => void }): Promise<EvalSummary> {
@@ -47,7 +51,14 @@ export async function evaluateModel(model: MaskRCNN, ds: ToolDataset, o: { batch
     o.log(`--- ${kind} (${res.length} results on ${images} images) ---`);
     return cocoEvaluate(restrict(gt), res, { iouType: kind, log: o.log, warn: () => {} });
   };
+  let voc07Map: number | null = null;
+  if (ds.loaded.spec.name.startsWith('voc_')) {
+    const per = vocEvalMap(vocEvalInputs(vocGroundTruth(ds.loaded.dataset, { imageIds: ids }), all.bbox), { use07Metric: true });
+    voc07Map = per.mAP;
+    o.log(`VOC07 11-point mAP = ${per.mAP.toFixed(4)} (${per.aps.map((a) => `${a.name} ${a.ap.toFixed(3)}`).join(', ')})`);
+  }
   return {
+    voc07Map,
     bbox: run('bbox', ds.gt.bbox, all.bbox),
     segm: cfg.mask ? run('segm', ds.gt.segm, all.segm) : null,
     keypoints: cfg.keypoint ? run('keypoints', ds.gt.keypoints, all.keypoints) : null,

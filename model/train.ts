@@ -4,8 +4,8 @@
 // them. Checkpoints are atomic (model/weights), resume is exact (weights, momentum, iteration,
 // loader position; the samplers' seeds are a function of the iteration), a non-finite loss stops
 // the run naming the loss, the iteration and the images.
-import { mkdirSync, writeFileSync, appendFileSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync, appendFileSync, unlinkSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as E from '../engine/index.ts';
 import { describeDevice } from '../engine/device.ts';
 import { createLoader, type Batch, type LoaderState } from '../data/loader.ts';
@@ -16,7 +16,7 @@ import { MaskRCNN } from './mask-rcnn.ts';
 import { batchToGpu, disposeGpuBatch } from './transform.ts';
 import { makeOptimizer, trainStep } from './train-step.ts';
 import { evaluateModel } from './evaluate.ts';
-import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, readWeights, mapTorchvisionKeys, loadIntoModule, type TensorIn } from './weights/index.ts';
+import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, readWeights, mapTorchvisionKeys, loadIntoModule, type TensorIn } from './weights/index.ts';
 import { EventWriter } from './tools/tfevents.ts';
 import { renderCurvesPng } from './tools/plot.ts';
 
@@ -89,7 +89,13 @@ async function main(): Promise<void> {
 
   if (f.resume !== null) {
     const path = f.resume === '' ? saveDir : String(f.resume);
-    const ck = loadCheckpoint(path, { config: cfg });
+    let ck;
+    try {
+      ck = loadCheckpoint(path, { config: cfg });
+    } catch (e) {
+      const others = listCheckpoints(dirname(path) === '.' ? saveDir : existsSync(path) && !path.endsWith('.json') && !path.endsWith('.safetensors') ? path : dirname(path)).map((c) => c.jsonPath);
+      throw new Error(`${(e as Error).message}${others.length ? `\ntrain: checkpoints available: ${others.join(', ')} (pass one with --resume PATH, or --resume ${saveDir} for the newest that loads)` : ''}`);
+    }
     for (const s of ck.skipped) log(`train: skipped checkpoint ${s.name}: ${s.error}`);
     const weights = new Map([...ck.tensors].filter(([k]) => !k.startsWith('optim.momentum.')));
     loadIntoModule(model, weights, { strict: true });
@@ -126,6 +132,7 @@ async function main(): Promise<void> {
   const tty = process.stdout.isTTY;
   const tStart = performance.now();
   let waitMs = 0, stepMs = 0, steps = 0;
+  let epochNow = loaderState.epoch, epochSteps = 0, epochLoss = 0, epochT0 = performance.now();
   log(`train: ${cfg.name} on ${dsName}: ${ds.loaded.trainIndices.length} images, batch ${bs}, ${maxIter} iterations, lr ${lr}, milestones [${milestones}], save dir ${saveDir}`);
   try {
     while (opt.iteration < maxIter && !stopRequested) {
@@ -140,10 +147,15 @@ async function main(): Promise<void> {
       disposeGpuBatch(gb);
       const dt = performance.now() - t0;
       stepMs += dt; steps++;
+      if (batch.epoch !== epochNow) {
+        if (epochSteps) log(`\nepoch ${epochNow}: ${epochSteps} steps, mean loss ${(epochLoss / epochSteps).toFixed(3)}, ${((epochSteps * bs) / ((performance.now() - epochT0) / 1000)).toFixed(2)} images/s`);
+        epochNow = batch.epoch; epochSteps = 0; epochLoss = 0; epochT0 = performance.now();
+      }
       loaderState = batch.stateAfter;
       const it = opt.iteration;
       const rec: Record<string, number> = {};
       out.names.forEach((n, i) => { rec[n] = vals[i]; });
+      epochSteps++; epochLoss += vals[out.names.indexOf('loss')];
       const bad = out.names.find((n, i) => !Number.isFinite(vals[i]));
       if (bad) throw new Error(`train: non-finite ${bad} = ${rec[bad]} at iteration ${it}, images ${batch.imageIds.join(', ')}; stopping (the last checkpoint in ${saveDir} is the last good state)`);
       const lrNow = E.lrAt(opt.schedule, it - 1);
@@ -164,6 +176,14 @@ async function main(): Promise<void> {
   } catch (e) {
     await loader.close();
     tb?.close();
+    const msg = (e as Error).message;
+    if (/out of memory|OutOfMemory|allocation failed|Failed to allocate/i.test(msg)) {
+      throw new Error(`${msg}\ntrain: the GPU ran out of memory at batch ${bs}, size ${cfg.minSizePx}/${cfg.maxSizePx}: try a smaller --bs or --size MIN,MAX (no checkpoint was written for this state)`);
+    }
+    if (!msg.includes('non-finite')) {
+      // weights are still those of the last completed step: keep them (a loader or I/O failure should not lose the run)
+      try { await save('error'); } catch (se) { console.error(`train: could not save on error: ${(se as Error).message}`); }
+    }
     throw e;
   }
   await loader.close();
