@@ -16,7 +16,7 @@ import { MaskRCNN } from './mask-rcnn.ts';
 import { batchToGpu, disposeGpuBatch } from './transform.ts';
 import { makeOptimizer, trainStep } from './train-step.ts';
 import { evaluateModel } from './evaluate.ts';
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, readWeights, mapTorchvisionKeys, loadIntoModule, type TensorIn } from './weights/index.ts';
+import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, readWeights, mapTorchvisionKeys, loadIntoModule, detectSource, type TensorIn } from './weights/index.ts';
 import { EventWriter } from './tools/tfevents.ts';
 import { renderCurvesPng } from './tools/plot.ts';
 
@@ -70,10 +70,11 @@ async function main(): Promise<void> {
   const dsName = f.dataset as DatasetName;
   const ds = await loadToolDataset({ dataset: dsName, ann: f.ann as string | undefined ?? undefined, images: f.images as string | undefined ?? undefined, keypoints: !!f.keypoints, split: 'train' }, log);
   const val = await loadToolDataset({ dataset: dsName, ann: f.ann ? String(f.ann).replace('train', 'val') : undefined, images: f.images ? String(f.images).replace('train', 'val') : undefined, keypoints: !!f.keypoints, split: 'val' }, null);
-  const cfg = modelConfig(f, dsName, ds.loaded.labelNames.length, ds.hasMasks, ds.numKeypoints);
+  const raw = f.weights ? await readWeights(String(f.weights)) : null;
+  // torchvision's COCO_V1 detection weights need FrozenBN eps 0 (vision#2933); ImageNet ResNets use 1e-5
+  const cfg = modelConfig(f, dsName, ds.loaded.labelNames.length, ds.hasMasks, ds.numKeypoints, raw ? (detectSource(raw.keys()) === 'detection' ? 0 : 1e-5) : null);
   const model = new MaskRCNN(cfg);
-  if (f.weights) {
-    const raw = await readWeights(String(f.weights));
+  if (raw) {
     const { mapped } = mapTorchvisionKeys(raw);
     const r = loadIntoModule(model, mapped, { strict: false });
     log(`train: --weights ${f.weights}: ${mapped.size - r.unexpected.length - r.mismatched.length} tensors loaded; missing ${r.missing.length}, unexpected ${r.unexpected.length}, shape mismatches ${r.mismatched.length}${r.mismatched.slice(0, 4).map((m) => ` (${m.key}: file [${m.fileShape}] vs model [${m.modelShape}])`).join('')}`);
@@ -212,10 +213,11 @@ async function main(): Promise<void> {
   }
 }
 
-function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: number, hasMasks: boolean, numKeypoints: number): ModelConfig {
+function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: number, hasMasks: boolean, numKeypoints: number, frozenEps: number | null): ModelConfig {
   const small = ds === 'shapes' && !f.ann && !f.ls;
   const c = small ? shapesSmall(numClasses) : maskrcnnResnet50Fpn(numClasses);
-  if (!small) c.backbone = { ...c.backbone, norm: f.weights ? 'frozen' : 'group', normEps: f.weights ? 0 : 1e-5, trainableLayers: f.weights ? 3 : 5 };
+  // pretrained: torchvision's FrozenBN + trainable_backbone_layers 3; from scratch: GroupNorm, all layers train
+  if (!small) c.backbone = { ...c.backbone, norm: frozenEps !== null ? 'frozen' : 'group', normEps: frozenEps ?? 1e-5, trainableLayers: frozenEps !== null ? 3 : 5 };
   if (f.net) c.backbone = { ...c.backbone, depth: Number(String(f.net).slice(3)) as ResNetDepth, blocks: small ? c.backbone.blocks : undefined };
   if (!f.masks || !hasMasks) c.mask = null;
   if (!f.keypoints || !numKeypoints) c.keypoint = null;
