@@ -270,32 +270,44 @@ PHASES = ['transform', 'backbone.body', 'backbone.fpn', 'rpn', 'roi_heads', 'roi
           'roi_heads.keypoint_roi_pool', 'roi_heads.keypoint_head', 'roi_heads.keypoint_predictor']
 
 
-def measure(label, fn, warm, reps, phases=None):
-    """fn() -> dict of extra per-run numbers; returns median / min / per-run wall, cpu and load average."""
-    for _ in range(warm):
-        fn()
-    runs = []
-    phase_runs = []
+def measure_interleaved(items, warm, reps):
+    """items: [(label, fn, phases | None)], fn() -> dict of extra per-run numbers. Warm each, then time them in
+    rounds (one repetition of each per round) so that all see the same drifting load; per item: median / min /
+    per-run wall, cpu and load average."""
+    for _, fn, _ in items:
+        for _ in range(warm):
+            fn()
+    runs = [[] for _ in items]
+    phase_runs = [[] for _ in items]
     for _ in range(reps):
-        la = load_now()
-        if phases:
-            phases.reset()
-        c0, t0 = time.process_time(), time.perf_counter()
-        extra = fn()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        runs.append({'wallS': round(wall, 4), 'cpuS': round(cpu, 3), 'cpuPerWall': round(cpu / wall, 2), 'loadavg': la, **extra})
-        if phases:
-            phase_runs.append(dict(phases.acc))
-    walls = [r['wallS'] for r in runs]
-    out = {'label': label, 'warmups': warm, 'reps': reps, 'medianS': round(statistics.median(walls), 4),
-           'minS': round(min(walls), 4), 'maxS': round(max(walls), 4), 'runs': runs}
-    for k in ('fwdS', 'bwdS', 'optS'):
-        if k in runs[0]:
-            out[f'median_{k}'] = round(statistics.median(r[k] for r in runs), 4)
-    if phase_runs:
-        out['forwardPhasesMedianS'] = {n: round(statistics.median(p.get(n, 0.0) for p in phase_runs), 4)
-                                       for n in PHASES if any(n in p for p in phase_runs)}
-    return out
+        for j, (_, fn, phases) in enumerate(items):
+            la = load_now()
+            if phases:
+                phases.reset()
+            c0, t0 = time.process_time(), time.perf_counter()
+            extra = fn()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            runs[j].append({'wallS': round(wall, 4), 'cpuS': round(cpu, 3), 'cpuPerWall': round(cpu / wall, 2), 'loadavg': la, **extra})
+            if phases:
+                phase_runs[j].append(dict(phases.acc))
+    outs = []
+    for j, (label, _, _) in enumerate(items):
+        walls = [r['wallS'] for r in runs[j]]
+        out = {'label': label, 'warmups': warm, 'reps': reps, 'interleavedWith': len(items) - 1,
+               'medianS': round(statistics.median(walls), 4), 'minS': round(min(walls), 4), 'maxS': round(max(walls), 4),
+               'runs': runs[j]}
+        for k in ('fwdS', 'bwdS', 'optS'):
+            if k in runs[j][0]:
+                out[f'median_{k}'] = round(statistics.median(r[k] for r in runs[j]), 4)
+        if phase_runs[j]:
+            out['forwardPhasesMedianS'] = {n: round(statistics.median(p.get(n, 0.0) for p in phase_runs[j]), 4)
+                                           for n in PHASES if any(n in p for p in phase_runs[j])}
+        outs.append(out)
+    return outs
+
+
+def measure(label, fn, warm, reps, phases=None):
+    return measure_interleaved([(label, fn, phases)], warm, reps)[0]
 
 
 def train_step_fn(model, images, targets, lr):
@@ -325,36 +337,46 @@ def infer_fn(model, images):
     return run
 
 
-def bench_model(tag, model, images, targets, batch, warm, reps, lr):
-    phases = PhaseTimer(model, PHASES)
-    model.train()
-    tr = measure(f'{tag} train step', train_step_fn(model, images, targets, lr), warm, reps, phases)
-    model.eval()
-    inf = measure(f'{tag} inference', infer_fn(model, images), warm, reps, phases)
-    res = {'kind': 'model', 'model': tag, 'batch': batch, 'imageHW': list(images[0].shape[1:]),
-           'trainableParams': sum(p.numel() for p in model.parameters() if p.requires_grad),
-           'params': sum(p.numel() for p in model.parameters()),
-           'train': {**tr, 'imagesPerS': round(batch / tr['medianS'], 3)},
-           'inference': {**inf, 'imagesPerS': round(batch / inf['medianS'], 3)},
-           'sgd': {'lr': lr, 'momentum': 0.9, 'weightDecay': 1e-4}}
-    return emit(res)
+def bench_models(specs, warm, reps):
+    """specs: [(tag, model, images, targets, batch, lr)]; train steps of all, interleaved, then inference of all."""
+    phases = [PhaseTimer(m, PHASES) for _, m, *_ in specs]
+    initial = [{k: v.clone() for k, v in m.state_dict().items()} for _, m, *_ in specs]
+    for _, m, *_ in specs:
+        m.train()
+    trs = measure_interleaved([(f'{t} train step', train_step_fn(m, im, tg, lr), ph)
+                               for (t, m, im, tg, _, lr), ph in zip(specs, phases)], warm, reps)
+    for (_, m, *_), init in zip(specs, initial):
+        m.load_state_dict(init)  # inference on the initial random weights, not on whatever the timed SGD steps left
+        m.eval()
+    infs = measure_interleaved([(f'{t} inference', infer_fn(m, im), ph) for (t, m, im, *_), ph in zip(specs, phases)], warm, reps)
+    out = []
+    for (tag, model, images, _, batch, lr), tr, inf in zip(specs, trs, infs):
+        out.append(emit({'kind': 'model', 'model': tag, 'batch': batch, 'imageHW': list(images[0].shape[1:]),
+                         'trainableParams': sum(p.numel() for p in model.parameters() if p.requires_grad),
+                         'params': sum(p.numel() for p in model.parameters()),
+                         'train': {**tr, 'imagesPerS': round(batch / tr['medianS'], 3)},
+                         'inference': {**inf, 'imagesPerS': round(batch / inf['medianS'], 3)},
+                         'sgd': {'lr': lr, 'momentum': 0.9, 'weightDecay': 1e-4}, 'inferenceWeights': 'initial'}))
+    return out
 
 
 def bench_shapes(warm, reps):
-    out = []
+    specs = []
     for heads in ('box', 'mask', 'keypoint'):
         torch.manual_seed(0)
         model = build_shapes(heads)
         images, targets = random_batch(4, 192, 256, (24, 110), SHAPES_CLASSES, heads == 'mask', heads == 'keypoint', seed=1)
-        out.append(bench_model(f'shapes_small {heads}', model, images, targets, 4, warm, reps, lr=0.005))
-        del model
+        specs.append((f'shapes_small {heads}', model, images, targets, 4, 0.005))
+    out = bench_models(specs, warm, reps)
     box, mask, kp = out
     est = {'kind': 'estimate', 'model': 'shapes_small box+mask+keypoint (ESTIMATE)',
-           'how': 'MaskRCNN + KeypointRCNN - FasterRCNN (one shared backbone+FPN+RPN+box head); torchvision cannot carry both heads',
-           'batch': 4}
+           'how': 'MaskRCNN + KeypointRCNN - FasterRCNN (one shared backbone+FPN+RPN+box head), per interleaved round, '
+                  'median over rounds; torchvision cannot carry both heads', 'batch': 4}
     for ph in ('train', 'inference'):
-        s = mask[ph]['medianS'] + kp[ph]['medianS'] - box[ph]['medianS']
-        est[ph] = {'medianS': round(s, 4), 'imagesPerS': round(4 / s, 3)}
+        rounds = [m_['wallS'] + k_['wallS'] - b_['wallS'] for b_, m_, k_ in zip(box[ph]['runs'], mask[ph]['runs'], kp[ph]['runs'])]
+        s_ = statistics.median(rounds)
+        est[ph] = {'medianS': round(s_, 4), 'imagesPerS': round(4 / s_, 3), 'perRoundS': [round(r, 4) for r in rounds],
+                   'fromMediansS': round(mask[ph]['medianS'] + kp[ph]['medianS'] - box[ph]['medianS'], 4)}
     out.append(emit(est))
     return out
 
@@ -363,7 +385,9 @@ def bench_full(warm, reps):
     torch.manual_seed(0)
     model = build_full()
     images, targets = random_batch(2, 800, 1216, (80, 420), 91, True, False, seed=2)
-    return [bench_model('maskrcnn_resnet50_fpn', model, images, targets, 2, warm, reps, lr=0.002)]
+    # lr 0.002 diverged to NaN by the 4th step (random weights + FrozenBN: nothing normalises the activations);
+    # the step's cost does not depend on lr, so a tiny one keeps the timed steps finite
+    return bench_models([('maskrcnn_resnet50_fpn', model, images, targets, 2, 1e-6)], warm, reps)
 
 
 def bench_bottleneck():
@@ -382,6 +406,40 @@ def bench_bottleneck():
         m['medianMs'] = round(m['medianS'] * 1e3, 2)
         out.append(emit({'kind': 'bottleneck', 'shape': shape, 'norm': 'BatchNorm2d train', **m}))
     return out
+
+
+def bottleneck_child(threads):
+    """[2,256,50,76] fwd+bwd, median of 10 after 3, in a fresh process (OMP_WAIT_POLICY is read at libgomp start)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    blk, x = Bottleneck(256, 64).train(), torch.randn(2, 256, 50, 76, requires_grad=True)
+    walls, cpus = [], []
+    for i in range(13):
+        c0, t0 = time.process_time(), time.perf_counter()
+        blk.zero_grad(set_to_none=True)
+        x.grad = None
+        blk(x).sum().backward()
+        if i >= 3:
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    print(json.dumps({'medianMs': round(statistics.median(walls) * 1e3, 1), 'minMs': round(min(walls) * 1e3, 1),
+                      'cpuMedianMs': round(statistics.median(cpus) * 1e3, 1)}))
+
+
+def omp_probe():
+    """Why the thread wait policy matters on a shared machine: the same block with 2 threads spinning (default),
+    1 thread, and 2 threads OMP_WAIT_POLICY=PASSIVE, back to back."""
+    rows = []
+    for threads, policy in ((2, None), (1, None), (2, 'PASSIVE'), (2, 'ACTIVE')):
+        env = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}
+        if policy:
+            env['OMP_WAIT_POLICY'] = policy
+        la = load_now()
+        out = subprocess.run([sys.executable, __file__, '--bottleneck-child', str(threads)], env=env,
+                             capture_output=True, text=True, check=True)
+        rows.append({'threads': threads, 'ompWaitPolicy': policy or 'unset', 'loadavg': la,
+                     **json.loads(out.stdout.strip().splitlines()[-1])})
+    return emit({'kind': 'ompProbe', 'what': 'ResNet-50 bottleneck [2,256,50,76] fwd+bwd, median of 10 after 3', 'rows': rows})
 
 
 # ---------------------------------------------------------------- report
@@ -436,6 +494,11 @@ def run_section(i, res):
                  f"({r['matmul']['gflopsBest']} GFLOP/s): {b['speedup']}× slower by median, {b['speedupBest']}× by best."
                  if r else '.'),
               '']
+    probe = res.get('ompProbe')
+    if probe:
+        L += [f"Thread wait-policy probe ({probe['what']}): " + '; '.join(
+            f"{r['threads']} thread{'s' if r['threads'] > 1 else ''} {r['ompWaitPolicy']}: {r['medianMs']:.0f} ms "
+            f"(best {r['minMs']:.0f}, CPU {r['cpuMedianMs']:.0f} ms, load {r['loadavg'][0]})" for r in probe['rows']) + '.', '']
     L += ['| configuration | batch | image | phase | median s/batch | images/s | min s | reps | train: fwd / bwd / opt s; inference: detections per image | cpu/wall | load 1m |',
           '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for m in res['models']:
@@ -449,7 +512,10 @@ def run_section(i, res):
             cw = statistics.median(r['cpuPerWall'] for r in p['runs'])
             split = f"{p['median_fwdS']:.3f} / {p['median_bwdS']:.3f} / {p['median_optS']:.3f}" if ph == 'train' \
                 else ' '.join(str(d) for d in p['runs'][-1]['detections'])
-            L.append(f"| {m['model']} | {m['batch']} | {m['imageHW'][0]}×{m['imageHW'][1]} | {ph} | {p['medianS']:.3f} | "
+            bad = sum(1 for r in m['train']['runs'] if r.get('finite') is False)
+            name = m['model'] + ('' if not bad else f" ⚠ non-finite loss in {bad} of {len(p['runs'])} reps" if ph == 'train'
+                                 else '' if m.get('inferenceWeights') == 'initial' else ' ⚠ on the diverged (NaN) weights')
+            L.append(f"| {name} | {m['batch']} | {m['imageHW'][0]}×{m['imageHW'][1]} | {ph} | {p['medianS']:.3f} | "
                      f"{p['imagesPerS']:.2f} | {p['minS']:.3f} | {p['warmups']}+{p['reps']} | {split} | {cw:.2f} | "
                      f"{min(la):.1f}–{max(la):.1f} |")
     for bn in res.get('bottleneck', []):
@@ -472,10 +538,11 @@ def write_markdown(path, doc):
          '',
          '**OMP_WAIT_POLICY matters under load.** libgomp\'s default is to spin-wait; with 2 OpenMP threads on',
          'oversubscribed cores a thread spins (counted as CPU time) for its descheduled partner at every parallel',
-         'region. Probe at load ≈ 12 (bottleneck [2,256,50,76] fwd+bwd, median of 10): 2 threads default 1635 ms',
-         '(484 ms CPU), 1 thread 415 ms (137 ms CPU), 2 threads `OMP_WAIT_POLICY=PASSIVE` 405 ms (179 ms CPU). On a',
-         'shared machine run `OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/model_peer.py --append`; on a quiet one',
-         'the default is the usual torch configuration.',
+         'region. A one-off probe at load ≈ 12 (bottleneck [2,256,50,76] fwd+bwd, median of 10): 2 threads default',
+         '1635 ms (484 ms CPU), 1 thread 415 ms (137 ms CPU), 2 threads `OMP_WAIT_POLICY=PASSIVE` 405 ms (179 ms CPU);',
+         'each run from run 2 on repeats this probe (`omp` part) under its own load. On a shared machine run',
+         '`OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/model_peer.py --append`; on a quiet one the default is the',
+         'usual torch configuration.',
          '']
     for i, res in enumerate(doc['runs']):
         L += run_section(i, res)
@@ -487,14 +554,20 @@ def write_markdown(path, doc):
           '  MaskRCNNHeads(48,(32,32), GroupNorm) + MaskRCNNPredictor(32,32,5); keypoint head 4 × (conv 32 + GroupNorm +',
           '  ReLU) + KeypointRCNNPredictor(32,17). min_size 192 / max_size 288; random targets of 2–4 boxes per image',
           '  (+ ellipse masks / 17 visible keypoints). Median of 5 after 2 warm-ups; SGD lr 0.005 momentum 0.9 wd 1e-4.',
+          '  From run 3 on the three models are timed in interleaved rounds (box, mask, keypoint, box, ...) so that they',
+          '  see the same load, and the estimate is the median over rounds of mask + keypoint − box.',
           '- torchvision cannot carry mask and keypoint heads in one model, so box-only (FasterRCNN), box+mask (MaskRCNN)',
           '  and box+keypoint (KeypointRCNN) are timed separately; the **box+mask+keypoint row is an ESTIMATE**',
           '  (mask + keypoint − box), not a measurement.',
           '- `maskrcnn_resnet50_fpn`: ResNet-50 with FrozenBatchNorm2d (eps 0), trainable layers 3, torchvision defaults,',
           '  random weights, 91 classes, batch 2 at 800×1216 with 2–4 random boxes + masks per image. Median of 3 after 1',
-          '  warm-up; SGD lr 0.002. Orientation (issue 12, quiet 2-core machine, OpenBLAS): train 19.1 s, inference 8.3 s.',
-          '- Inference runs on the weights left by the timed training steps (random init + a few SGD steps on the same',
-          '  batch), so the detection count, which drives the mask/keypoint heads and the postprocess, is whatever',
+          '  warm-up. SGD lr 0.002 in runs 1, 2 and 4 diverged (loss 1.7e3, 3e14, NaN; with FrozenBN and random',
+          '  weights nothing normalises the activations), and their inference then ran on the NaN weights: those',
+          '  full-size rows are marked and superseded; from run 5 lr 1e-6 (a step costs the same at any lr) and',
+          '  inference on the initial weights. Orientation (issue 12, quiet 2-core machine, OpenBLAS): train 19.1 s,',
+          '  inference 8.3 s.',
+          '- Inference in runs 1–4 ran on the weights left by the timed training steps, from run 5 on the initial random',
+          '  weights; the detection count, which drives the mask/keypoint heads and the postprocess, is whatever',
           '  those weights give: shapes_small keeps 0–20 per image; `maskrcnn_resnet50_fpn` with 91 classes keeps',
           '  **none** (softmax ≈ 1/91 < score threshold 0.05), so its inference row is backbone + FPN + RPN + box head',
           '  only, without the mask head (≈ 0.2 s forward in training, see the JSON). Presumably the same holds for the',
@@ -516,7 +589,7 @@ def load_doc(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--only', default='blas,shapes,bottleneck,full', help='comma list of blas, shapes, bottleneck, full')
+    ap.add_argument('--only', default='blas,omp,shapes,bottleneck,full', help='comma list of blas, omp, shapes, bottleneck, full')
     ap.add_argument('--reps', type=int, default=None, help='override timed repetitions (shapes 5, full 3)')
     ap.add_argument('--out', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'model-peer-results.json'))
     ap.add_argument('--md', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'README-model-peer.md'))
@@ -524,16 +597,19 @@ def main():
     ap.add_argument('--append', action='store_true', help='add this run to the runs already in --out (default: replace them)')
     ap.add_argument('--render-md', action='store_true', help='only rewrite --md from the existing --out JSON')
     ap.add_argument('--matmul-child', action='store_true', help=argparse.SUPPRESS)
+    ap.add_argument('--bottleneck-child', type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.matmul_child:
         return matmul_child()
+    if a.bottleneck_child:
+        return bottleneck_child(a.bottleneck_child)
     if a.render_md:
         return write_markdown(a.md, load_doc(a.out))
     torch.set_num_threads(THREADS)
     parts = set(a.only.split(','))
-    unknown = parts - {'blas', 'shapes', 'bottleneck', 'full'}
+    unknown = parts - {'blas', 'omp', 'shapes', 'bottleneck', 'full'}
     if unknown:
-        ap.error(f'--only: unknown part(s) {sorted(unknown)}; choose from blas, shapes, bottleneck, full')
+        ap.error(f'--only: unknown part(s) {sorted(unknown)}; choose from blas, omp, shapes, bottleneck, full')
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
     res = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
            'command': ' '.join(['/usr/bin/python3' if sys.executable == '/usr/bin/python3' else sys.executable] + sys.argv),
@@ -547,6 +623,8 @@ def main():
     emit({'kind': 'meta', **{k: v for k, v in res.items() if k not in ('models', 'bottleneck')}})
     res['blas'] = emit(blas_before_after()) if 'blas' in parts else {'active': {'blas': blas_info(), 'matmul': time_matmul()},
                                                                       'referenceForComparison': None, 'speedup': None}
+    if 'omp' in parts:
+        res['ompProbe'] = omp_probe()
     if 'shapes' in parts:
         r = a.reps or 5
         res['models'] += bench_shapes(2, r)
