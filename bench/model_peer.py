@@ -3,11 +3,11 @@
 THIS machine for the configurations of our presets in model/config.ts, with OpenBLAS.
 
 Run with Debian's interpreter (torch 1.13 / torchvision 0.14, CPU):
-    /usr/bin/python3 bench/model_peer.py                 # everything (~10 min on 2 busy cores)
-    /usr/bin/python3 bench/model_peer.py --only shapes   # shapes_small only; also: blas, full, bottleneck
-    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/model_peer.py --append   # on a busy machine; keeps earlier runs
-Prints one JSON object per line; writes bench/model-peer-results.json and bench/README-model-peer.md
-(unless --no-write). The machine is shared: os.getloadavg() and the process CPU time are recorded
+    /usr/bin/python3 bench/model_peer.py                 # everything (~4 min quiet, 15+ min on busy cores)
+    /usr/bin/python3 bench/model_peer.py --only shapes   # parts: blas, omp, shapes, bottleneck, full
+    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/model_peer.py   # on a busy machine
+Prints one JSON object per line; appends the run to bench/model-peer-results.json (--fresh: replace) and
+rewrites the generated part of bench/README-model-peer.md (--no-write: neither). The machine is shared: os.getloadavg() and the process CPU time are recorded
 beside every timed repetition (cpu/wall near 2 = both cores were ours).
 
 BLAS: torch's linear layers (addmm) call the system libblas.so.3 (Debian alternatives); convolutions
@@ -526,59 +526,78 @@ def run_section(i, res):
     return L + ['', *against_orientation(res), '']
 
 
-def write_markdown(path, doc):
-    L = ['# CPU peer: torchvision on this machine for our model presets',
-         '',
-         'Written by `bench/model_peer.py` (Debian `/usr/bin/python3`, torch 1.13 CPU); every run, every repetition',
-         'with its load average and CPU time, is in `bench/model-peer-results.json` (`runs`, oldest first).',
-         '',
-         '**The machine is shared** (other engineers\' tests and builds run on the same 2 cores): the table gives the',
-         '1-minute load average before each timed repetition (range) and `cpu/wall`, the process CPU time over wall',
-         'time (2.0 = both cores were ours). Numbers on a quiet machine are lower.',
-         '',
-         '**OMP_WAIT_POLICY matters under load.** libgomp\'s default is to spin-wait; with 2 OpenMP threads on',
-         'oversubscribed cores a thread spins (counted as CPU time) for its descheduled partner at every parallel',
-         'region. A one-off probe at load ≈ 12 (bottleneck [2,256,50,76] fwd+bwd, median of 10): 2 threads default',
-         '1635 ms (484 ms CPU), 1 thread 415 ms (137 ms CPU), 2 threads `OMP_WAIT_POLICY=PASSIVE` 405 ms (179 ms CPU);',
-         'each run from run 2 on repeats this probe (`omp` part) under its own load. On a shared machine run',
-         '`OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/model_peer.py --append`; on a quiet one the default is the',
-         'usual torch configuration.',
-         '']
+def summary_ok(m, ph):
+    """Train rows with finite losses; inference rows only on the initial weights (runs before 5 used the weights the
+    timed steps left: a NaN model at full size, fewer detections at shapes size)."""
+    return not any(r.get('finite') is False for r in m['train']['runs']) if ph == 'train' else m.get('inferenceWeights') == 'initial'
+
+
+def summary(doc):
+    """Per configuration, the run with the lowest median (load only ever adds time), skipping flagged rows."""
+    best = {}
+    shapes_total = {}
     for i, res in enumerate(doc['runs']):
-        L += run_section(i, res)
-    L += [
-          'Configurations (mirroring `model/config.ts`):',
-          '- `shapes_small`: ResNet body of BasicBlocks [1,1,1,1], stem 16, stages 16/32/64/128, GroupNorm(8) in the',
-          '  backbone, FPN 48 + LastLevelMaxPool, anchors (16..256) × (0.5,1,2), RPN pre/post NMS train 300/150 test',
-          '  300/100, RPN batch 128, TwoMLPHead 48·7·7→256, box batch 64 / 0.25, 20 detections, 5 classes; mask head',
-          '  MaskRCNNHeads(48,(32,32), GroupNorm) + MaskRCNNPredictor(32,32,5); keypoint head 4 × (conv 32 + GroupNorm +',
-          '  ReLU) + KeypointRCNNPredictor(32,17). min_size 192 / max_size 288; random targets of 2–4 boxes per image',
-          '  (+ ellipse masks / 17 visible keypoints). Median of 5 after 2 warm-ups; SGD lr 0.005 momentum 0.9 wd 1e-4.',
-          '  From run 3 on the three models are timed in interleaved rounds (box, mask, keypoint, box, ...) so that they',
-          '  see the same load, and the estimate is the median over rounds of mask + keypoint − box.',
-          '- torchvision cannot carry mask and keypoint heads in one model, so box-only (FasterRCNN), box+mask (MaskRCNN)',
-          '  and box+keypoint (KeypointRCNN) are timed separately; the **box+mask+keypoint row is an ESTIMATE**',
-          '  (mask + keypoint − box), not a measurement.',
-          '- `maskrcnn_resnet50_fpn`: ResNet-50 with FrozenBatchNorm2d (eps 0), trainable layers 3, torchvision defaults,',
-          '  random weights, 91 classes, batch 2 at 800×1216 with 2–4 random boxes + masks per image. Median of 3 after 1',
-          '  warm-up. SGD lr 0.002 in runs 1, 2 and 4 diverged (loss 1.7e3, 3e14, NaN; with FrozenBN and random',
-          '  weights nothing normalises the activations), and their inference then ran on the NaN weights: those',
-          '  full-size rows are marked and superseded; from run 5 lr 1e-6 (a step costs the same at any lr) and',
-          '  inference on the initial weights. Orientation (issue 12, quiet 2-core machine, OpenBLAS): train 19.1 s,',
-          '  inference 8.3 s.',
-          '- Inference in runs 1–4 ran on the weights left by the timed training steps, from run 5 on the initial random',
-          '  weights; the detection count, which drives the mask/keypoint heads and the postprocess, is whatever',
-          '  those weights give: shapes_small keeps 0–20 per image; `maskrcnn_resnet50_fpn` with 91 classes keeps',
-          '  **none** (softmax ≈ 1/91 < score threshold 0.05), so its inference row is backbone + FPN + RPN + box head',
-          '  only, without the mask head (≈ 0.2 s forward in training, see the JSON). Presumably the same holds for the',
-          '  orientation number and for any random-weight run of our model; compare like with like.',
-          '- The bottleneck rows: torchvision `Bottleneck(256, 64)` with train-mode BatchNorm2d, sum().backward() with',
-          '  respect to the input and all parameters (issue 12 quotes 40 ms for [2,256,50,76] quiet, 345 ms in our bench).',
-          '- "fwd" includes the losses (computed inside the RPN and RoI heads in train mode); per-module forward',
-          '  times are in the JSON under `forwardPhasesMedianS`.',
-          '']
+        by = {m['model']: m for m in res['models']}
+        for ph in ('train', 'inference'):
+            parts = [by.get(f'shapes_small {h}') for h in ('box', 'mask', 'keypoint')]
+            if all(parts) and all(summary_ok(m, ph) for m in parts) and 'shapes_small box+mask+keypoint (ESTIMATE)' in by:
+                shapes_total[(i, ph)] = sum(m[ph]['medianS'] for m in parts)
+    for i, res in enumerate(doc['runs']):
+        for m in res['models']:
+            for ph in ('train', 'inference'):
+                p = m[ph]
+                if m['kind'] == 'model':
+                    if not summary_ok(m, ph):
+                        continue
+                    cw = f"{statistics.median(r['cpuPerWall'] for r in p['runs']):.2f}"
+                    la = f"{min(r['loadavg'][0] for r in p['runs']):.1f}–{max(r['loadavg'][0] for r in p['runs']):.1f}"
+                    extra = (f"{p['median_fwdS']:.3f} / {p['median_bwdS']:.3f} / {p['median_optS']:.3f}" if ph == 'train'
+                             else 'detections ' + ' '.join(str(d) for d in p['runs'][-1]['detections']))
+                else:
+                    cw, la, extra = '', '', 'mask + keypoint − box, per interleaved round' if 'perRoundS' in p else 'from medians'
+                key = (m['model'], ph)
+                # shapes_small rows (box, mask, keypoint and the estimate built from them) come from one run: the
+                # one whose three measured medians sum lowest for this phase
+                rank = shapes_total.get((i, ph)) if m['model'].startswith('shapes_small') else p['medianS']
+                if rank is None:
+                    continue
+                if key not in best or rank < best[key][2]:
+                    best[key] = (i, {**p, 'batch': m['batch'], 'cw': cw, 'la': la, 'extra': extra}, rank)
+        for bn in res.get('bottleneck', []):
+            key = (f"ResNet-50 layer1 bottleneck fwd+bwd (BN train) [2,256,{bn['shape'][2]},{bn['shape'][3]}]", 'fwd+bwd')
+            if key not in best or bn['medianS'] < best[key][2]:
+                best[key] = (i, {**bn, 'batch': 2, 'imagesPerS': None, 'extra': '',
+                                 'cw': f"{statistics.median(r['cpuPerWall'] for r in bn['runs']):.2f}",
+                                 'la': f"{min(r['loadavg'][0] for r in bn['runs']):.1f}–{max(r['loadavg'][0] for r in bn['runs']):.1f}"},
+                            bn['medianS'])
+    L = ['## Summary: least contended run per configuration', '',
+         'The lowest median over all runs below (contention only adds time), skipping rows marked ⚠; the shapes_small',
+         'rows of one phase all come from the run whose box + mask + keypoint medians sum lowest, so the estimate and',
+         'its parts agree. cpu/wall ≈ 2 and load ≈ 2 (our own two threads) mean the machine was effectively ours.', '',
+         '| configuration | phase | batch | median s/batch | images/s | min s | run | cpu/wall | load 1m | notes (train: fwd / bwd / opt s) |',
+         '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    for (name, ph), (i, p, _) in sorted(best.items(), key=lambda kv: kv[0][0].startswith('ResNet')):
+        ips = f"{p['imagesPerS']:.2f}" if p.get('imagesPerS') else ''
+        mn = f"{p['minS']:.3f}" if 'minS' in p else ''
+        pol = doc['runs'][i].get('ompWaitPolicy', 'unset').split(' ')[0]
+        L.append(f"| {name} | {ph} | {p['batch']} | {p['medianS']:.4g} | {ips} | {mn} | {i + 1} (OMP {pol}) | {p['cw']} | {p['la']} | {p['extra']} |")
+    return L + ['']
+
+
+GEN_START = '<!-- generated by bench/model_peer.py from model-peer-results.json: edit outside these markers -->'
+GEN_END = '<!-- end of generated part -->'
+
+
+def write_markdown(path, doc):
+    """Rewrites only the part between the markers; the hand-written notes around them stay."""
+    gen = '\n'.join([GEN_START, '', *summary(doc), *[l for i, res in enumerate(doc['runs']) for l in run_section(i, res)], GEN_END])
+    old = open(path).read() if os.path.exists(path) else ''
+    if GEN_START in old and GEN_END in old:
+        text = old[:old.index(GEN_START)] + gen + old[old.index(GEN_END) + len(GEN_END):]
+    else:
+        text = '# CPU peer: torchvision on this machine for our model presets\n\n' + gen + '\n'
     with open(path, 'w') as f:
-        f.write('\n'.join(L))
+        f.write(text)
 
 
 def load_doc(path):
@@ -594,7 +613,8 @@ def main():
     ap.add_argument('--out', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'model-peer-results.json'))
     ap.add_argument('--md', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'README-model-peer.md'))
     ap.add_argument('--no-write', action='store_true')
-    ap.add_argument('--append', action='store_true', help='add this run to the runs already in --out (default: replace them)')
+    ap.add_argument('--append', action='store_true', help='the default (kept so recorded commands still run)')
+    ap.add_argument('--fresh', action='store_true', help='discard the runs already in --out (default: append this run)')
     ap.add_argument('--render-md', action='store_true', help='only rewrite --md from the existing --out JSON')
     ap.add_argument('--matmul-child', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--bottleneck-child', type=int, default=0, help=argparse.SUPPRESS)
@@ -634,7 +654,7 @@ def main():
         res['models'] += bench_full(1, a.reps or 3)
     res['loadavgAtEnd'] = load_now()
     if not a.no_write:
-        doc = load_doc(a.out) if a.append and os.path.exists(a.out) else {'runs': []}
+        doc = load_doc(a.out) if not a.fresh and os.path.exists(a.out) else {'runs': []}
         doc['runs'].append(res)
         with open(a.out, 'w') as f:
             json.dump(doc, f, indent=1)
