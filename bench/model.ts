@@ -97,7 +97,8 @@ const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.len
 const gpuTotal = [...byPhase.values()].reduce((a, b) => a + b, 0);
 const flops = model.flopsPerImage(bs0[2].Hp, bs0[2].Wp);
 const peerPath = 'bench/model-peer-results.json';
-const peer = existsSync(peerPath) ? JSON.parse(readFileSync(peerPath, 'utf8')) : null;
+// Python's json writes NaN for missing values; JSON.parse does not accept it
+const peer = existsSync(peerPath) ? JSON.parse(readFileSync(peerPath, 'utf8').replace(/\bNaN\b/g, 'null')) : null;
 const result = {
   device: describeDevice(rt.dev), date: new Date().toISOString(), command: `npx tsx bench/model.ts ${process.argv.slice(2).join(' ')}`.trim(),
   preset: presetName, batch: bs, imageSize: `${bs0[2].Hp}x${bs0[2].Wp}`, heads: { mask: !!cfg.mask, keypoint: !!cfg.keypoint },
