@@ -62,14 +62,15 @@ function syntheticFull(seed: number): GpuBatch {
   return gpuBatch(img, 2, H, W, [0, 1].map(() => ({ heightPx: H, widthPx: W, origHeightPx: H, origWidthPx: W })), t, cfg);
 }
 
-const bs0 = await batches(steps + 2);
+const bs0 = await batches(steps + (full ? 1 : 2));
 const opt = makeOptimizer(model, { lr: 0.01 });
 // warm-up: compiles pipelines, allocates momentum and cached anchors
-for (const b of bs0.slice(0, 2)) { const o = trainStep(model, opt, b); await E.toArrays([o.values]); o.values.dispose(); }
+const warm = full ? 1 : 2;
+for (const b of bs0.slice(0, warm)) { const o = trainStep(model, opt, b); await E.toArrays([o.values]); o.values.dispose(); }
 rt.pool.resetPeak?.();
 const d0 = rt.stats.dispatches;
 const stepMs: number[] = [];
-for (const b of bs0.slice(2)) {
+for (const b of bs0.slice(warm, warm + steps)) {
   const t0 = performance.now();
   const o = trainStep(model, opt, b);
   await E.toArrays([o.values]);
@@ -80,7 +81,7 @@ const dispatchesPerStep = (rt.stats.dispatches - d0) / steps;
 const peak = rt.pool.memoryStats().peakBytesInUse;
 // profiled step: per-phase GPU time
 rt.startProfile();
-{ const o = trainStep(model, opt, bs0[2]); await E.toArrays([o.values]); o.values.dispose(); }
+{ const o = trainStep(model, opt, bs0[warm]); await E.toArrays([o.values]); o.values.dispose(); }
 const recs = await rt.stopProfile();
 const byPhase = new Map<string, number>();
 const byKey = new Map<string, number>();
@@ -91,17 +92,17 @@ for (const r of recs) {
 }
 // inference
 const inferMs: number[] = [];
-for (const b of bs0.slice(2)) { const t0 = performance.now(); await predict(model, b); inferMs.push(performance.now() - t0); }
+for (const b of bs0.slice(warm, warm + steps)) { const t0 = performance.now(); await predict(model, b); inferMs.push(performance.now() - t0); }
 model.train();
 const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gpuTotal = [...byPhase.values()].reduce((a, b) => a + b, 0);
-const flops = model.flopsPerImage(bs0[2].Hp, bs0[2].Wp);
+const flops = model.flopsPerImage(bs0[warm].Hp, bs0[warm].Wp);
 const peerPath = 'bench/model-peer-results.json';
 // Python's json writes NaN for missing values; JSON.parse does not accept it
 const peer = existsSync(peerPath) ? JSON.parse(readFileSync(peerPath, 'utf8').replace(/\bNaN\b/g, 'null')) : null;
 const result = {
   device: describeDevice(rt.dev), date: new Date().toISOString(), command: `npx tsx bench/model.ts ${process.argv.slice(2).join(' ')}`.trim(),
-  preset: presetName, batch: bs, imageSize: `${bs0[2].Hp}x${bs0[2].Wp}`, heads: { mask: !!cfg.mask, keypoint: !!cfg.keypoint },
+  preset: presetName, batch: bs, imageSize: `${bs0[warm].Hp}x${bs0[warm].Wp}`, heads: { mask: !!cfg.mask, keypoint: !!cfg.keypoint },
   trainStepMs: med(stepMs), trainImagesPerSec: (bs * 1000) / med(stepMs), inferMs: med(inferMs), inferImagesPerSec: (bs * 1000) / med(inferMs),
   dispatchesPerStep, peakMBPerImage: peak / bs / 2 ** 20, profiledGpuMs: gpuTotal,
   phasesMs: Object.fromEntries([...byPhase].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +v.toFixed(1)])),
