@@ -125,8 +125,15 @@ function makeNorm(kind: NormKind, channels: number, eps: number, groups: number)
   }
 }
 
-/** norm(x) then ReLU; GroupNorm does both in one pass. */
-const normRelu = (n: Module & Layer, x: Tensor) => (n instanceof GroupNorm ? n.forwardRelu(x) : relu(n.forward(x)));
+/** norm(x) then ReLU; GroupNorm and FrozenBN do both in one pass. */
+const normRelu = (n: Module & Layer, x: Tensor) => {
+  if (n instanceof GroupNorm) return n.forwardRelu(x);
+  if (n instanceof FrozenBatchNorm2d) {
+    const b = (k: string) => n.getBuffer(k);
+    return frozenBatchNorm(x, b('weight'), b('bias'), b('running_mean'), b('running_var'), n.eps, true);
+  }
+  return relu(n.forward(x));
+};
 
 /** `downsample` = Sequential(1×1 stride conv, norm), torchvision's child names "0", "1". */
 const shortcut = (inplanes: number, outplanes: number, stride: number, norm: (c: number) => Module & Layer) =>

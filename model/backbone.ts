@@ -3,8 +3,8 @@
 // torchvision's trainable_backbone_layers freezing. Module names equal torchvision's state-dict
 // keys (`backbone.body.layer1.0.conv1.weight`), so its weights load by name.
 import * as E from '../engine/index.ts';
-import { Conv2d, FrozenBatchNorm2d, BatchNorm2d, GroupNorm, MaxPool2d, type Layer } from '../engine/nn-conv.ts';
-import { addRelu, frozenBatchNorm } from '../engine/ops-conv.ts';
+import { BasicBlock, Bottleneck, Conv2d, FrozenBatchNorm2d, BatchNorm2d, GroupNorm, MaxPool2d } from '../engine/nn-conv.ts';
+import { frozenBatchNorm } from '../engine/ops-conv.ts';
 import { DEFAULT_BLOCKS, isBottleneck, type BackboneConfig, type NormKind } from './config.ts';
 
 type Tensor = E.Tensor;
@@ -45,64 +45,6 @@ export function makeNorm(kind: NormKind, channels: number, eps: number, groups: 
   }
 }
 
-/** torchvision BasicBlock (ResNet-18/34): 3×3(stride) → norm → ReLU → 3×3 → norm, + shortcut → ReLU. */
-class BasicBlock extends E.Module implements Layer {
-  static readonly expansion = 1;
-  readonly conv1: Conv2d; readonly bn1: NormLayer; readonly conv2: Conv2d; readonly bn2: NormLayer;
-  readonly downsample: E.Module | null = null;
-  private readonly dsConv: Conv2d | null = null;
-  private readonly dsNorm: NormLayer | null = null;
-  constructor(inC: number, planes: number, stride: number, norm: (c: number) => NormLayer) {
-    super();
-    this.conv1 = this.child('conv1', new Conv2d(inC, planes, 3, { stride, padding: 1, bias: false }));
-    this.bn1 = this.child('bn1', norm(planes));
-    this.conv2 = this.child('conv2', new Conv2d(planes, planes, 3, { padding: 1, bias: false }));
-    this.bn2 = this.child('bn2', norm(planes));
-    if (stride !== 1 || inC !== planes) [this.downsample, this.dsConv, this.dsNorm] = downsample(this, inC, planes, stride, norm);
-  }
-  forward(x: Tensor): Tensor {
-    const h = this.bn1.forwardAct(this.conv1.forward(x), true);
-    const y = this.bn2.forwardAct(this.conv2.forward(h), false);
-    const s = this.dsConv ? this.dsNorm!.forwardAct(this.dsConv.forward(x), false) : x;
-    return addRelu(y, s);
-  }
-}
-
-/** torchvision Bottleneck (ResNet-50/101): 1×1 → 3×3(stride) → 1×1 (×4), norms, shortcut, ReLU. */
-class BottleneckBlock extends E.Module implements Layer {
-  static readonly expansion = 4;
-  readonly conv1: Conv2d; readonly bn1: NormLayer; readonly conv2: Conv2d; readonly bn2: NormLayer;
-  readonly conv3: Conv2d; readonly bn3: NormLayer;
-  readonly downsample: E.Module | null = null;
-  private readonly dsConv: Conv2d | null = null;
-  private readonly dsNorm: NormLayer | null = null;
-  constructor(inC: number, planes: number, stride: number, norm: (c: number) => NormLayer) {
-    super();
-    this.conv1 = this.child('conv1', new Conv2d(inC, planes, 1, { bias: false }));
-    this.bn1 = this.child('bn1', norm(planes));
-    this.conv2 = this.child('conv2', new Conv2d(planes, planes, 3, { stride, padding: 1, bias: false }));
-    this.bn2 = this.child('bn2', norm(planes));
-    this.conv3 = this.child('conv3', new Conv2d(planes, planes * 4, 1, { bias: false }));
-    this.bn3 = this.child('bn3', norm(planes * 4));
-    if (stride !== 1 || inC !== planes * 4) [this.downsample, this.dsConv, this.dsNorm] = downsample(this, inC, planes * 4, stride, norm);
-  }
-  forward(x: Tensor): Tensor {
-    const h1 = this.bn1.forwardAct(this.conv1.forward(x), true);
-    const h2 = this.bn2.forwardAct(this.conv2.forward(h1), true);
-    const y = this.bn3.forwardAct(this.conv3.forward(h2), false);
-    const s = this.dsConv ? this.dsNorm!.forwardAct(this.dsConv.forward(x), false) : x;
-    return addRelu(y, s);
-  }
-}
-
-/** `downsample` = Sequential(conv1x1 stride, norm) with torchvision's child names "0", "1". */
-function downsample(owner: E.Module, inC: number, outC: number, stride: number, norm: (c: number) => NormLayer): [E.Module, Conv2d, NormLayer] {
-  const seq = owner.child('downsample', new E.Module());
-  const conv = seq.child('0', new Conv2d(inC, outC, 1, { stride, bias: false }));
-  const n = seq.child('1', norm(outC));
-  return [seq, conv, n];
-}
-
 /**
  * ResNet body returning C2..C5 (torchvision IntermediateLayerGetter over layer1..layer4).
  * x: [N, 3, H, W] → [C2 /4, C3 /8, C4 /16, C5 /32].
@@ -110,7 +52,7 @@ function downsample(owner: E.Module, inC: number, outC: number, stride: number, 
 export class ResNetBody extends E.Module {
   readonly conv1: Conv2d;
   readonly bn1: NormLayer;
-  readonly layers: (BasicBlock | BottleneckBlock)[][] = [];
+  readonly layers: (BasicBlock | Bottleneck)[][] = [];
   /** Channels of C2..C5. */
   readonly outChannels: number[];
   private readonly pool = new MaxPool2d({ kernel: 3, stride: 2, padding: 1 });
@@ -129,10 +71,11 @@ export class ResNetBody extends E.Module {
     for (let s = 0; s < 4; s++) {
       const planes = w * 2 ** s;
       const layer = this.child(`layer${s + 1}`, new E.Module());
-      const list: (BasicBlock | BottleneckBlock)[] = [];
+      const list: (BasicBlock | Bottleneck)[] = [];
       for (let b = 0; b < blocks[s]; b++) {
         const stride = b === 0 && s > 0 ? 2 : 1;
-        const blk = bottleneck ? new BottleneckBlock(inC, planes, stride, norm) : new BasicBlock(inC, planes, stride, norm);
+        // engine/nn-conv.ts blocks: torchvision's layout and child names (conv1, bn1, …, downsample.0/1)
+        const blk = bottleneck ? new Bottleneck(inC, planes, stride, cfg.norm, cfg.normEps, cfg.groups) : new BasicBlock(inC, planes, stride, cfg.norm, cfg.normEps, cfg.groups);
         list.push(layer.child(String(b), blk));
         inC = planes * expansion;
       }

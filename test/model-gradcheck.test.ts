@@ -48,8 +48,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../engine/index.ts';
 import { MaskRCNN, type LossName } from '../model/mask-rcnn.ts';
-import { shapesSmall, type ModelConfig } from '../model/config.ts';
-import { gpuBatch, disposeGpuBatch, type GpuBatch, type HostTargets, type ImageSize } from '../model/transform.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { disposeGpuBatch, type GpuBatch } from '../model/transform.ts';
+import { scene, tinyConfig } from './model-scene.ts';
 import type { Proposals } from '../model/rpn.ts';
 
 const RTOL = 1e-2;
@@ -59,45 +60,12 @@ const MAX_CANDIDATES = 10;
 const SMOOTH_RTOL = RTOL / 4;
 const STEP = 0;
 
-/** Tiny box + mask + keypoint model (as test/model-train.test.ts), first-k samplers, everything trainable. */
-function tinyConfig(): ModelConfig {
-  const c = shapesSmall(3);
-  c.backbone = { ...c.backbone, baseWidth: 8, groups: 4, trainableLayers: 5 };
-  c.fpn = { ...c.fpn, outChannels: 16 };
-  c.rpn = { ...c.rpn, preNmsTopNTrain: 64, postNmsTopNTrain: 32, preNmsTopNTest: 64, postNmsTopNTest: 32, batchSizePerImage: 32 };
-  c.box = { ...c.box, representation: 32, batchSizePerImage: 16, detectionsPerImage: 5, preNmsCandidates: 64 };
-  c.mask = { ...c.mask!, convChannels: [8], predictorChannels: 8 };
-  c.keypoint = { ...c.keypoint!, convChannels: [8], numKeypoints: 3 };
-  c.maxGtPerImage = 3;
+/** Tiny box + mask + keypoint model (test/model-scene.ts), first-k samplers, everything trainable. */
+function gradConfig(): ModelConfig {
+  const c = tinyConfig(true, true);
+  c.backbone = { ...c.backbone, trainableLayers: 5 };
   c.sampler = 'firstK';
   return c;
-}
-
-/** Two 64×64 images: a square (label 1, 3 keypoints) and a disc (label 2) in one, nothing in the other (60×50). */
-function scene(c: ModelConfig): GpuBatch {
-  const H = 64, W = 64;
-  const img = new Float32Array(2 * 3 * H * W);
-  const sq = [8, 10, 30, 34];
-  const disc = { cx: 46, cy: 44, r: 10 };
-  const m1 = new Uint8Array(H * W), m2 = new Uint8Array(H * W);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-    const inSq = x >= sq[0] && x < sq[2] && y >= sq[1] && y < sq[3];
-    const inDisc = (x + 0.5 - disc.cx) ** 2 + (y + 0.5 - disc.cy) ** 2 < disc.r ** 2;
-    m1[y * W + x] = inSq ? 1 : 0; m2[y * W + x] = inDisc ? 1 : 0;
-    for (let ch = 0; ch < 3; ch++) {
-      img[ch * H * W + y * W + x] = inSq ? (ch === 0 ? 1.5 : -0.5) : inDisc ? (ch === 2 ? 1.5 : -0.5) : 0.1 * Math.sin(x * 0.7 + y * 0.3 + ch);
-      img[3 * H * W + ch * H * W + y * W + x] = 0.1 * Math.cos(x * 0.5 + y * 0.9 + ch);
-    }
-  }
-  const t0: HostTargets = {
-    boxesXyxy: Float32Array.from([...sq, disc.cx - disc.r, disc.cy - disc.r, disc.cx + disc.r, disc.cy + disc.r]),
-    labels: Int32Array.from([1, 2]),
-    masks: [m1, m2],
-    keypoints: Float32Array.from([sq[0] + 2, sq[1] + 2, 2, sq[2] - 3, sq[1] + 4, 2, 20, 30, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-  };
-  const t1: HostTargets = { boxesXyxy: new Float32Array(0), labels: new Int32Array(0), masks: [], keypoints: new Float32Array(0) };
-  const sizes: ImageSize[] = [{ heightPx: H, widthPx: W, origHeightPx: H, origWidthPx: W }, { heightPx: 60, widthPx: 50, origHeightPx: 120, origWidthPx: 100 }];
-  return gpuBatch(img, 2, H, W, sizes, [t0, t1], c, [1, 2]);
 }
 
 const BACKBONE_GN = ['bn1', 'layer1.0.bn1', 'layer1.0.bn2', 'layer2.0.bn1', 'layer2.0.bn2', 'layer2.0.downsample.1', 'layer3.0.bn1', 'layer3.0.bn2', 'layer3.0.downsample.1', 'layer4.0.bn1', 'layer4.0.bn2', 'layer4.0.downsample.1'].map((n) => `backbone.body.${n}.weight`);
@@ -141,7 +109,7 @@ test.before(async () => {
 test.after(() => E.setPoison(true));
 
 test('gradient check: total loss vs central differences for backbone, GroupNorm, FPN, RPN, box, mask and keypoint parameters', async () => {
-  const cfg = tinyConfig();
+  const cfg = gradConfig();
   const model = new MaskRCNN(cfg);
   model.train();
   const batch = scene(cfg);

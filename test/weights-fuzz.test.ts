@@ -8,22 +8,14 @@ import { readFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { readWeightsBuffer, WeightsFormatError, numelOf, encodeSafetensors, type TensorIn } from '../model/weights/index.ts';
 import { readZipDirectory } from '../model/weights/zip.ts';
+import { mulberry32 } from '../data/prng.ts';
 
 const FIX = 'test/fixtures/weights';
 const N = Number(process.env.WEIGHTS_FUZZ_N ?? 500);
 const SEED = Number(process.env.WEIGHTS_FUZZ_SEED ?? 1);
 const ONLY = process.env.WEIGHTS_FUZZ_ONLY === undefined ? -1 : Number(process.env.WEIGHTS_FUZZ_ONLY);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** A stored-entry zip with correct CRCs, so mutations inside entries reach the pickle reader. */
 function makeZip(entries: [string, Uint8Array][]): Uint8Array {
