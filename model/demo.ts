@@ -8,7 +8,7 @@ import * as E from '../engine/index.ts';
 import { parseFlags, type FlagSpec } from './args.ts';
 import { MaskRCNN } from './mask-rcnn.ts';
 import { preset, type ModelConfig, type PresetName } from './config.ts';
-import { maskBitmap, predict, toCocoResults } from './postprocess.ts';
+import { keypointsForLabels, maskBitmap, predict, toCocoResults } from './postprocess.ts';
 import { gpuBatch } from './transform.ts';
 import { loadCheckpoint, loadIntoModule, mapTorchvisionKeys, readWeights } from './weights/index.ts';
 import { drawDetections } from './tools/draw.ts';
@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     loadIntoModule(model, new Map([...ck.tensors].filter(([k]) => !k.startsWith('optim.'))), { strict: true });
   }
   const labelNames = f.labels ? (f.labels as string[]) : cfg.name === 'shapes_small' ? ['__background__', ...SHAPES_CATEGORIES.map((c) => c.name)] : Array.from({ length: cfg.numClasses }, (_, i) => (i ? `class ${i}` : '__background__'));
+  // keypoints belong to persons: label 1 in the shapes and Keypoint R-CNN label sets (COCO: person = 1)
+  const kpLabels: Set<number> | null = cfg.keypoint ? new Set([1]) : null;
   const out = String(f.out);
   mkdirSync(out, { recursive: true });
   const all: unknown[] = [];
@@ -73,11 +75,11 @@ async function main(): Promise<void> {
     for (let b = 0; b < chunk.length; b++) {
       const d = dets[b];
       const png = await drawDetections({ data: imgs[b].rgbHwc, widthPx: imgs[b].widthPx, heightPx: imgs[b].heightPx }, {
-        boxesXyxy: d.boxesXyxy, scores: d.scores, labels: d.labels, masks: d.masks ? d.masks.map((_, k) => maskBitmap(d, k)) : undefined, keypoints: d.keypoints ?? undefined,
+        boxesXyxy: d.boxesXyxy, scores: d.scores, labels: d.labels, masks: d.masks ? d.masks.map((_, k) => maskBitmap(d, k)) : undefined, keypoints: keypointsForLabels(d, kpLabels),
       }, { labelNames, scoreThresh: Number(f.score_thresh), skeleton: COCO_SKELETON });
       const name = `${basename(chunk[b], extname(chunk[b]))}.png`;
       writeFileSync(join(out, name), png);
-      const res = toCocoResults([d], labelNames.map((_, k) => k));
+      const res = toCocoResults([d], labelNames.map((_, k) => k), { keypointLabels: kpLabels ?? undefined });
       all.push({ file: chunk[b], bbox: res.bbox, segm: res.segm, keypoints: res.keypoints });
       console.log(`demo: ${chunk[b]}: ${d.scores.filter((s) => s >= Number(f.score_thresh)).length} detections >= ${f.score_thresh} → ${join(out, name)}`);
     }

@@ -84,6 +84,15 @@ export async function predict(model: MaskRCNN, batch: GpuBatch): Promise<ImageDe
   return res;
 }
 
+/** Keypoints for drawing: (x, y, 0) for detections whose label has no keypoints (shapes: only persons do). */
+export function keypointsForLabels(d: ImageDetections, labels: ReadonlySet<number> | null): Float32Array | undefined {
+  if (!d.keypoints) return undefined;
+  const k = d.keypoints.slice();
+  const per = d.scores.length ? k.length / d.scores.length : 0;
+  if (labels) d.labels.forEach((l, i) => { if (!labels.has(l)) for (let j = 2; j < per; j += 3) k[i * per + j] = 0; });
+  return k;
+}
+
 /** Row-major 0/1 mask of detection i (for drawing). */
 export const maskBitmap = (d: ImageDetections, i: number): Uint8Array => rleDecodeRowMajor(d.masks![i]);
 

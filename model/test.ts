@@ -9,7 +9,7 @@ import { parseFlags, type FlagSpec } from './args.ts';
 import { DATASET_NAMES, loadToolDataset, type DatasetName } from './datasets.ts';
 import { MaskRCNN } from './mask-rcnn.ts';
 import { evaluateModel } from './evaluate.ts';
-import { maskBitmap, type ImageDetections } from './postprocess.ts';
+import { keypointsForLabels, maskBitmap, type ImageDetections } from './postprocess.ts';
 import { loadCheckpoint, loadIntoModule } from './weights/index.ts';
 import { drawDetections } from './tools/draw.ts';
 import { COCO_SKELETON } from '../data/shapes.ts';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     const png = await drawDetections({ data: new Uint8Array(data), widthPx: info.width, heightPx: info.height }, {
       boxesXyxy: d.boxesXyxy, scores: d.scores, labels: d.labels,
       masks: d.masks ? d.masks.map((_, i) => maskBitmap(d, i)) : undefined,
-      keypoints: d.keypoints ?? undefined,
+      keypoints: keypointsForLabels(d, ds.keypointLabels),
     }, { labelNames: ds.loaded.labelNames, scoreThresh: Number(f.score_thresh), skeleton: COCO_SKELETON });
     writeFileSync(join(out, `det_${d.imageId}.png`), png);
   }
