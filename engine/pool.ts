@@ -37,6 +37,10 @@ export class BufferPool {
   capBytes = Number(process.env.MRCNN_POOL_CAP_MB ?? 0) * 2 ** 20;
 
   constructor(private device: GPUDevice, private maxBufferSize: number) {}
+  /** The largest buffer the device allows (callers split work to stay under it). */
+  get maxBytes(): number {
+    return this.maxBufferSize;
+  }
 
   acquire(bytes: number, what: string): GPUBuffer {
     const size = bucketBytes(bytes);

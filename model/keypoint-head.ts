@@ -8,7 +8,7 @@ import { upsampleBilinear } from '../engine/ops-conv.ts';
 import { multiScaleRoiAlign } from '../engine/ops-detect.ts';
 import { initParam } from './init.ts';
 import { ConvStack, type PositiveRois } from './mask-head.ts';
-import { POOL_SCALES } from './roi-heads.ts';
+import { chunkedOverRois, POOL_SCALES } from './roi-heads.ts';
 import type { KeypointHeadConfig } from './config.ts';
 import type { GpuTargets } from './transform.ts';
 
@@ -28,10 +28,14 @@ export class KeypointHead extends E.Module {
   }
   /** feats, rois [R, 5] → logits [R, K, 4P, 4P] (56×56 for P = 14). */
   forward(feats: Tensor[], rois: Tensor): Tensor {
-    const x = multiScaleRoiAlign(feats.slice(0, 4), rois, { outputSize: this.cfg.poolSize, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
-    const low = this.deconv.forward(this.convs.forward(x));
-    // torchvision KeypointRCNNPredictor: interpolate(scale_factor=2, bilinear, align_corners=False)
-    return upsampleBilinear(low, null, 2, false);
+    const P = this.cfg.poolSize;
+    const widest = Math.max(...this.cfg.convChannels, feats[0].shape[1], this.cfg.numKeypoints * 16);
+    return chunkedOverRois(rois, widest * P * P * 4, (r) => {
+      const x = multiScaleRoiAlign(feats.slice(0, 4), r, { outputSize: P, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
+      const low = this.deconv.forward(this.convs.forward(x));
+      // torchvision KeypointRCNNPredictor: interpolate(scale_factor=2, bilinear, align_corners=False)
+      return upsampleBilinear(low, null, 2, false);
+    });
   }
 }
 

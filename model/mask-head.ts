@@ -9,7 +9,7 @@ import { conv2dRelu } from '../engine/ops-conv.ts';
 import { compact, multiScaleRoiAlign, roiAlign } from '../engine/ops-detect.ts';
 import { makeNorm, type NormLayer } from './backbone.ts';
 import { initParam } from './init.ts';
-import { POOL_SCALES, type SampledRois } from './roi-heads.ts';
+import { chunkedOverRois, POOL_SCALES, type SampledRois } from './roi-heads.ts';
 import type { MaskHeadConfig } from './config.ts';
 import type { GpuTargets } from './transform.ts';
 
@@ -97,9 +97,13 @@ export class MaskHead extends E.Module {
   }
   /** feats, rois [R, 5] → logits [R, K+1, 2P, 2P]. */
   forward(feats: Tensor[], rois: Tensor): Tensor {
-    const x = multiScaleRoiAlign(feats.slice(0, 4), rois, { outputSize: this.cfg.poolSize, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
-    const h = E.relu(this.deconv.forward(this.convs.forward(x)));
-    return this.logits.forward(h);
+    const P = this.cfg.poolSize;
+    const widest = Math.max(this.cfg.predictorChannels * 4, ...this.cfg.convChannels, this.logits.outChannels * 4, feats[0].shape[1]);
+    return chunkedOverRois(rois, widest * P * P * 4, (r) => {
+      const x = multiScaleRoiAlign(feats.slice(0, 4), r, { outputSize: P, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
+      const h = E.relu(this.deconv.forward(this.convs.forward(x)));
+      return this.logits.forward(h);
+    });
   }
 }
 

@@ -29,6 +29,22 @@ export interface SampledRois {
 const PAD = () => E.fromArray([0, 0, 1, 1], [1, 4]);
 const zeroI = () => E.full([], 0, 'i32');
 
+/**
+ * Runs a per-RoI head over rois [R, 5] in chunks whose largest activation (bytesPerRoi each) fits
+ * the device's buffer limit (lavapipe: 128 MiB; torchvision's 256 training RoIs × 256 × 28 × 28
+ * floats are 205 MB), then concatenates along dim 0. Same result as one call; gradients flow
+ * through the concat.
+ */
+export function chunkedOverRois(rois: Tensor, bytesPerRoi: number, head: (r: Tensor) => Tensor, limitBytes = E.runtime().pool.maxBytes): Tensor {
+  const R = rois.shape[0];
+  // the pool rounds sizes up by at most 1.25× (engine/pool.ts buckets)
+  const maxR = Math.max(1, Math.floor(limitBytes / (1.25 * bytesPerRoi)));
+  if (R <= maxR) return head(rois);
+  const parts: Tensor[] = [];
+  for (let at = 0; at < R; at += maxR) parts.push(head(E.narrow(rois, 0, at, Math.min(maxR, R - at))));
+  return E.concat(parts, 0);
+}
+
 /** (image index) column + boxes → rois [B·n, 5]. */
 export function toRois(boxes: Tensor, B: number, n: number): Tensor {
   const col = E.fromArray(Float32Array.from({ length: B * n }, (_, i) => Math.floor(i / n)), [B * n, 1]);

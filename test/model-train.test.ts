@@ -11,6 +11,8 @@ import { gpuBatch, disposeGpuBatch, type HostTargets } from '../model/transform.
 import { scene, tinyConfig } from './model-scene.ts';
 import { makeOptimizer, trainStep } from '../model/train-step.ts';
 import { predict } from '../model/postprocess.ts';
+import { chunkedOverRois } from '../model/roi-heads.ts';
+import { roiAlign } from '../engine/ops-detect.ts';
 
 test.before(async () => {
   await E.initEngine();
@@ -115,6 +117,23 @@ test('overfit: the small preset memorises two synthetic images (loss falls well 
   }
   assert.is(dets[1].scores.filter((s) => s > 0.5).length, 0, 'the image without objects has no confident detection');
   disposeGpuBatch(batch); opt.dispose(); model.dispose();
+});
+
+test('chunkedOverRois: a head run in RoI chunks (device buffer limit) equals one call, forward and feature grads', async () => {
+  const x = E.randn([2, 4, 16, 16]);
+  x.requiresGrad = true;
+  const rois = E.fromArray([0, 1, 1, 9, 9, 1, 2, 3, 14, 12, 0, 0, 0, 15, 15, 1, 4, 4, 8, 12, 0, 3, 5, 6, 7], [5, 5]);
+  const head = (r: E.Tensor) => E.relu(roiAlign(x, r, { outputSize: 3, spatialScale: 1, samplingRatio: 2 }));
+  const one = E.sum(E.mul(head(rois), 1.5));
+  E.backward(one);
+  const g1 = x.grad!; x.grad = null;
+  const bytes = 4 * 9 * 4;
+  const chunked = E.sum(E.mul(chunkedOverRois(rois, bytes, head, 2 * 1.25 * bytes), 1.5)); // 2 RoIs per chunk
+  E.backward(chunked);
+  const [a, b, ga, gb] = await E.toArrays([one, chunked, g1, x.grad!]);
+  assert.ok(Math.abs(a[0] - b[0]) <= 1e-5 * Math.abs(a[0]), `${a[0]} vs ${b[0]}`);
+  for (let i = 0; i < ga.length; i++) assert.ok(Math.abs(ga[i] - gb[i]) <= 1e-6, `grad ${i}: ${ga[i]} vs ${gb[i]}`);
+  [x, rois, one, chunked, g1].forEach((t) => t.dispose());
 });
 
 test.run();
