@@ -7,8 +7,8 @@ import type { GpuBatch } from './transform.ts';
 
 export interface StepOutput {
   /** Loss names in the order of `values`. */
-  names: (LossName | 'loss')[];
-  /** f32 [names.length]: each loss, then their sum (kept; the caller disposes it after reading). */
+  names: (LossName | 'loss' | 'grad_norm')[];
+  /** f32 [names.length]: each loss, their sum, the gradient norm (kept; the caller disposes it after reading). */
   values: E.Tensor;
 }
 
@@ -23,7 +23,7 @@ export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOut
     opt.zeroGrad();
     const losses: Losses = model.forwardTrain(batch, opt.iteration);
     const total = totalLoss(losses);
-    const names = [...(Object.keys(losses) as LossName[]), 'loss' as const];
+    const names = [...(Object.keys(losses) as LossName[]), 'loss' as const, 'grad_norm' as const];
     const values = E.concat([...Object.values(losses), total].map((t) => E.reshape(t!, [1])), 0);
     E.setTag('loss');
     E.backward(total);
@@ -31,7 +31,8 @@ export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOut
     opt.step();
     opt.zeroGrad();
     E.setTag(undefined);
-    const out = E.noGrad(() => E.add(values, 0));
+    // + the total gradient norm before clipping (SGD computes it on the GPU; read with the losses)
+    const out = E.noGrad(() => E.concat([values, E.narrow(opt.clipState, 0, 0, 1)], 0));
     out.keep();
     return { names, values: out };
   });

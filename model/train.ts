@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       const ips = (steps * bs) / (stepMs / 1000);
       const eta = ((maxIter - it) * (stepMs / steps)) / 1000;
       const mem = E.runtime().pool.memoryStats();
-      const line = `ep ${batch.epoch} it ${it}/${maxIter} ${out.names.map((n) => `${n.replace('loss_', '')} ${rec[n].toFixed(3)}`).join(' ')} lr ${lrNow.toExponential(2)} ${ips.toFixed(2)} im/s eta ${fmtTime(eta)} mem ${(mem.bytesInUse / 2 ** 20).toFixed(0)}MB`;
+      const line = `ep ${batch.epoch} it ${it}/${maxIter} ${out.names.map((n) => `${n.replace('loss_', '')} ${rec[n].toFixed(n === 'grad_norm' ? 1 : 3)}`).join(' ')} lr ${lrNow.toExponential(2)} ${ips.toFixed(2)} im/s eta ${fmtTime(eta)} mem ${(mem.bytesInUse / 2 ** 20).toFixed(0)}MB`;
       if (tty) process.stdout.write(`\r${line.slice(0, (process.stdout.columns || 200) - 1)}\x1b[K`);
       else if (it % 10 === 0 || it === 1) log(line);
       if (Number(f.ckpt_every) > 0 && it % Number(f.ckpt_every) === 0) await save('schedule');
@@ -206,7 +206,8 @@ async function main(): Promise<void> {
     appendFileSync(jsonl, JSON.stringify({ iter: it, eval: aps, evalSec: +sec.toFixed(1) }) + '\n');
     writeFileSync(join(saveDir, `results_${it}.json`), JSON.stringify(r.results.bbox.concat(r.results.segm, r.results.keypoints)));
     await renderCurvesPng(join(saveDir, 'curves.png'), [
-      { title: 'losses', xLabel: 'iteration', logY: true, series: [...curves].map(([name, points]) => ({ name, points })) },
+      { title: 'losses', xLabel: 'iteration', logY: true, series: [...curves].filter(([name]) => name !== 'grad_norm').map(([name, points]) => ({ name, points })) },
+      { title: 'gradient norm (before clipping at 10)', xLabel: 'iteration', logY: true, series: [{ name: 'grad_norm', points: curves.get('grad_norm') ?? [] }] },
       { title: 'learning rate', xLabel: 'iteration', series: [{ name: 'lr', points: [...curves.get('loss') ?? []].map(([x]) => [x, E.lrAt(opt.schedule, x - 1)] as [number, number]) }] },
       { title: 'AP@[.5:.95]', xLabel: 'iteration', series: [...apCurves].map(([name, points]) => ({ name, points })) },
     ]);
