@@ -166,7 +166,8 @@ async function main(): Promise<void> {
       const ips = (steps * bs) / (stepMs / 1000);
       const eta = ((maxIter - it) * (stepMs / steps)) / 1000;
       const mem = E.runtime().pool.memoryStats();
-      const line = `ep ${batch.epoch} it ${it}/${maxIter} ${out.names.map((n) => `${n.replace('loss_', '')} ${rec[n].toFixed(n === 'grad_norm' ? 1 : 3)}`).join(' ')} lr ${lrNow.toExponential(2)} ${ips.toFixed(2)} im/s eta ${fmtTime(eta)} mem ${(mem.bytesInUse / 2 ** 20).toFixed(0)}MB`;
+      E.runtime().pool.resetPeak(); // the next line shows the next step's own peak
+      const line = `ep ${batch.epoch} it ${it}/${maxIter} ${out.names.map((n) => `${n.replace('loss_', '')} ${rec[n].toFixed(n === 'grad_norm' ? 1 : 3)}`).join(' ')} lr ${lrNow.toExponential(2)} ${ips.toFixed(2)} im/s eta ${fmtTime(eta)} gpu mem ${(mem.peakBytesInUse / 2 ** 20).toFixed(0)}MB peak`;
       if (tty) process.stdout.write(`\r${line.slice(0, (process.stdout.columns || 200) - 1)}\x1b[K`);
       else if (it % 10 === 0 || it === 1) log(line);
       if (Number(f.ckpt_every) > 0 && it % Number(f.ckpt_every) === 0) await save('schedule');
