@@ -26,7 +26,20 @@ export interface SampledRois {
   gtIndex: Tensor; // i32 [B·S]: matched GT row b·G + g (0 where unmatched)
 }
 
-const PAD = () => E.fromArray([0, 0, 1, 1], [1, 4]);
+/**
+ * Host-built constants (padding box, image-index columns, class ids) uploaded once and kept: an
+ * upload flushes the recorded work (engine/runtime.ts), so per-step uploads would cost submits.
+ */
+const constants = new Map<string, Tensor>();
+export function cachedConstant(key: string, make: () => Tensor): Tensor {
+  let t = constants.get(key);
+  if (!t || t.disposed) {
+    t = make().keep();
+    constants.set(key, t);
+  }
+  return t;
+}
+const PAD = () => cachedConstant('pad:1x4', () => E.fromArray([0, 0, 1, 1], [1, 4]));
 const zeroI = () => E.full([], 0, 'i32');
 
 /**
@@ -47,7 +60,7 @@ export function chunkedOverRois(rois: Tensor, bytesPerRoi: number, head: (r: Ten
 
 /** (image index) column + boxes → rois [B·n, 5]. */
 export function toRois(boxes: Tensor, B: number, n: number): Tensor {
-  const col = E.fromArray(Float32Array.from({ length: B * n }, (_, i) => Math.floor(i / n)), [B * n, 1]);
+  const col = cachedConstant(`imageCol:${B}x${n}`, () => E.fromArray(Float32Array.from({ length: B * n }, (_, i) => Math.floor(i / n)), [B * n, 1]));
   return E.concat([col, E.reshape(boxes, [B * n, 4])], 1);
 }
 
@@ -159,7 +172,7 @@ export function postprocessDetections(logits: Tensor, deltas: Tensor, p: Proposa
     const C = Math.min(c.preNmsCandidates, P * K);
     const overflow = E.cast(E.clamp(E.sub(E.sum(ok, 1), C), 0), 'i32');
     const top = topk(scM, C); // [B, C]
-    const labelsAll = E.fromArray(Int32Array.from({ length: P * K }, (_, j) => (j % K) + 1), [P * K], 'i32');
+    const labelsAll = cachedConstant(`labels:${P}x${K}`, () => E.fromArray(Int32Array.from({ length: P * K }, (_, j) => (j % K) + 1), [P * K], 'i32'));
     const D = Math.min(c.detectionsPerImage, C);
     const bL: Tensor[] = [], sL: Tensor[] = [], lL: Tensor[] = [], vL: Tensor[] = [];
     for (let b = 0; b < B; b++) {

@@ -138,7 +138,7 @@ export class RPN extends E.Module {
     const sel = E.indexSelect(scoresM, 0, gidx); // [B·P]
     const valid = E.reshape(E.mul(E.cast(has, 'f32'), E.reshape(E.cast(E.ge(sel, 0), 'f32'), [B, P])), [B, P]);
     const pb = E.reshape(E.indexSelect(boxes, 0, gidx), [B, P, 4]);
-    const pad = E.fromArray([0, 0, 1, 1], [1, 1, 4]);
+    const pad = this.constant('pad:1x1x4', () => E.fromArray([0, 0, 1, 1], [1, 1, 4]));
     return { boxes: E.where(E.unsqueeze(valid, 2), pb, pad), valid, scores: E.reshape(E.where(E.reshape(valid, [B * P]), sel, E.full([], -1)), [B, P]) };
   }
 
