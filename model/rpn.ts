@@ -148,7 +148,6 @@ export class RPN extends E.Module {
     if (!t) throw new Error('rpn: training needs targets');
     const { B } = batch;
     const c = this.cfg;
-    const N = plan.anchors.shape[0];
     const G = t.boxes.shape[1];
     const { pos, sampled, regTargets } = E.noGrad(() => {
       const posL: Tensor[] = [], sampL: Tensor[] = [], regL: Tensor[] = [];
@@ -170,7 +169,6 @@ export class RPN extends E.Module {
     const objLoss = E.div(E.sum(E.where(sampled, bce, E.full([], 0))), nSampled);
     const l1 = E.smoothL1(deltas, regTargets, c.smoothL1Beta, 'none');
     const boxLoss = E.div(E.sum(E.where(E.unsqueeze(pos, 2), l1, E.full([], 0))), nSampled);
-    void N;
     return { objectness: objLoss, boxReg: boxLoss };
   }
 }

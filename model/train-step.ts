@@ -24,7 +24,8 @@ export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOut
     const losses: Losses = model.forwardTrain(batch, opt.iteration);
     const total = totalLoss(losses);
     const names = [...(Object.keys(losses) as LossName[]), 'loss' as const, 'grad_norm' as const];
-    const values = E.concat([...Object.values(losses), total].map((t) => E.reshape(t!, [1])), 0);
+    // a detached copy of the scalars (no graph node): read back by the caller after the step
+    const values = E.noGrad(() => E.concat([...Object.values(losses), total].map((t) => E.reshape(t!, [1])), 0));
     E.setTag('loss');
     E.backward(total);
     E.setTag('optimizer');
