@@ -186,6 +186,19 @@ export function cases(size: BenchSize): BenchCase[] {
         return { record: () => opt.step(), dispose: () => { opt.dispose(); p.dispose(); } };
       },
     },
+    {
+      family: 'optim',
+      name: 'AdamW step (+clip norm)',
+      shape: `${n} params`,
+      bytes: 8 * n * F, // sum of squares reads g; update reads p, g, m, v and writes p, m, v
+      setup: () => {
+        const p = E.randn([n]).keep();
+        p.requiresGrad = true;
+        p.grad = E.randn([n]).keep();
+        const opt = new E.AdamW([{ params: [['p', p]], weightDecay: 0.05 }], { baseLr: 1e-4 }, { maxGradNorm: 10 });
+        return { record: () => opt.step(), dispose: () => { opt.dispose(); p.dispose(); } };
+      },
+    },
     // One row per kernel: where(x > 0, x, y) is these two dispatches (a u32 mask between them).
     {
       family: 'elementwise',
