@@ -28,6 +28,11 @@ export interface LrSchedule {
   warmupFactor?: number;
   milestones?: number[];
   gamma?: number;
+  /** 'step' (default): × gamma at each milestone (torchvision MultiStepLR); 'cosine': half-cosine from
+   *  baseLr after warmup to 0 at totalIters (torchvision references' CosineAnnealingLR). */
+  decay?: 'step' | 'cosine';
+  /** Iterations of the whole run ('cosine' only). */
+  totalIters?: number;
 }
 
 /** Learning rate at iteration `iter` (0-based): pure function, so resume is exact. */
@@ -39,8 +44,19 @@ export function lrAt(s: LrSchedule, iter: number): number {
     const f = s.warmupFactor ?? 1 / 1000;
     lr *= f * (1 - alpha) + alpha;
   }
-  const passed = (s.milestones ?? []).filter((m) => iter >= m).length;
-  return lr * Math.pow(s.gamma ?? 0.1, passed);
+  const decay = s.decay ?? 'step';
+  switch (decay) {
+    case 'step': {
+      const passed = (s.milestones ?? []).filter((m) => iter >= m).length;
+      return lr * Math.pow(s.gamma ?? 0.1, passed);
+    }
+    case 'cosine': {
+      const T = s.totalIters ?? 0;
+      if (!(T > w)) throw new Error(`lrAt: cosine decay needs totalIters (${T}) > warmupIters (${w})`);
+      const t = Math.min(Math.max(iter - w, 0) / (T - w), 1);
+      return lr * 0.5 * (1 + Math.cos(Math.PI * t));
+    }
+  }
 }
 
 /** Optimizer state read back from a checkpoint, by the names state() gave. */

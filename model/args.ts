@@ -1,6 +1,7 @@
 // A small typed flag parser for the tools: every flag declared with its kind, default and help;
 // unknown flags and bad values are errors naming the flag and what is accepted.
-export type FlagKind = 'bool' | 'int' | 'float' | 'string' | 'list' | 'optional-string';
+/** 'multi': repeatable, every value kept in order (string[]). */
+export type FlagKind = 'bool' | 'int' | 'float' | 'string' | 'list' | 'optional-string' | 'multi';
 
 export interface FlagSpec {
   kind: FlagKind;
@@ -16,7 +17,7 @@ export type Parsed = Record<string, string | number | boolean | null | string[]>
 
 export function parseFlags(tool: string, argv: string[], spec: Record<string, FlagSpec>): { flags: Parsed; positional: string[] } {
   const flags: Parsed = {};
-  for (const [k, s] of Object.entries(spec)) flags[k] = s.default ?? (s.kind === 'bool' ? false : null);
+  for (const [k, s] of Object.entries(spec)) flags[k] = s.default ?? (s.kind === 'bool' ? false : s.kind === 'multi' ? [] : null);
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -37,7 +38,8 @@ export function parseFlags(tool: string, argv: string[], spec: Record<string, Fl
       }
       v = next; i++;
     }
-    flags[name] = convert(tool, name, s, v);
+    if (s.kind === 'multi') (flags[name] as string[]).push(v);
+    else flags[name] = convert(tool, name, s, v);
   }
   return { flags, positional };
 }

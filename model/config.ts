@@ -2,6 +2,7 @@
 // torchvision presets reproduce `maskrcnn_resnet50_fpn` / `keypointrcnn_resnet50_fpn` defaults
 // (../shared/reference/torchvision-mask-rcnn.md §1.1); `shapes_small` is sized for 2 CPU cores.
 import type { BoxWeights } from '../engine/ops-detect.ts';
+import type { LossName } from './mask-rcnn.ts';
 
 export type ResNetDepth = 18 | 34 | 50 | 101;
 /** frozen: torchvision FrozenBatchNorm2d (eps configurable; COCO_V1 weights need 0); batch: train-mode BN; group: GroupNorm. */
@@ -78,6 +79,8 @@ export interface ModelConfig {
   /** Image resize: short side / max long side (torchvision transform). */
   minSizePx: number;
   maxSizePx: number;
+  /** Multiplies each loss in the total (detectron2's per-head LOSS_WEIGHT); unnamed losses weigh 1. */
+  lossWeights?: Partial<Record<LossName, number>>;
 }
 
 const TV_ANCHORS = [[32], [64], [128], [256], [512]];
@@ -177,4 +180,44 @@ export function validateConfig(c: ModelConfig): void {
   if (c.maxGtPerImage < 1) bad('maxGtPerImage', `must be >= 1, got ${c.maxGtPerImage}`);
   if (c.box.positiveFraction <= 0 || c.box.positiveFraction > 1) bad('box.positiveFraction', `must be in (0, 1], got ${c.box.positiveFraction}`);
   if (c.keypoint && c.keypoint.numKeypoints < 1) bad('keypoint.numKeypoints', 'must be >= 1');
+}
+
+const LOSS_NAMES: readonly LossName[] = ['loss_objectness', 'loss_rpn_box_reg', 'loss_classifier', 'loss_box_reg', 'loss_mask', 'loss_keypoint'];
+
+/**
+ * Applies `path=value` overrides (detectron2's `opts`, e.g. `box.batchSizePerImage=128`,
+ * `lossWeights.loss_keypoint=0.5`, `rpn.anchorSizes=[[16],[32],[64],[128],[256]]`) to a copy of
+ * the config. Values are JSON (bare words are strings); the path must exist (except under
+ * lossWeights) and the value must have the type of the one it replaces.
+ */
+export function applyOverrides(c: ModelConfig, sets: readonly string[]): ModelConfig {
+  const out = structuredClone(c) as ModelConfig;
+  for (const set of sets) {
+    const eq = set.indexOf('=');
+    if (eq <= 0) throw new Error(`config override "${set}": expected path=value, e.g. box.batchSizePerImage=128`);
+    const path = set.slice(0, eq).split('.');
+    const text = set.slice(eq + 1);
+    let value: unknown;
+    try { value = JSON.parse(text); } catch { value = text; }
+    let node = out as unknown as Record<string, unknown>;
+    for (let i = 0; i < path.length - 1; i++) {
+      if (path[i] === 'lossWeights' && i === 0 && !node.lossWeights) node.lossWeights = {};
+      const next = node[path[i]];
+      if (next === null || typeof next !== 'object') throw new Error(`config override "${set}": ${path.slice(0, i + 1).join('.')} is ${next === null ? 'null (that head is off)' : 'not a section'} in ${c.name}; sections: ${Object.keys(node).join(', ')}`);
+      node = next as Record<string, unknown>;
+    }
+    const leaf = path[path.length - 1];
+    if (path[0] === 'lossWeights') {
+      if (path.length !== 2 || !LOSS_NAMES.includes(leaf as LossName)) throw new Error(`config override "${set}": lossWeights.<name> with name one of ${LOSS_NAMES.join(', ')}`);
+      if (typeof value !== 'number' || !(value >= 0)) throw new Error(`config override "${set}": a loss weight must be a number >= 0`);
+    } else {
+      if (!(leaf in node)) throw new Error(`config override "${set}": no field ${leaf} in ${path.slice(0, -1).join('.') || 'the config'}; fields: ${Object.keys(node).join(', ')}`);
+      const old = node[leaf];
+      const kind = (v: unknown) => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
+      if (old !== null && old !== undefined && kind(old) !== kind(value)) throw new Error(`config override "${set}": ${path.join('.')} is a ${kind(old)} (${JSON.stringify(old)}), got a ${kind(value)}`);
+    }
+    node[leaf] = value;
+  }
+  validateConfig(out);
+  return out;
 }

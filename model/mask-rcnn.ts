@@ -148,7 +148,9 @@ export class MaskRCNN extends E.Module {
   }
 }
 
-export function totalLoss(l: Losses): Tensor {
-  const parts = Object.values(l).filter((t): t is Tensor => !!t);
+/** Sum of the losses, each × its `lossWeights` entry (1 when absent). */
+export function totalLoss(l: Losses, weights: ModelConfig['lossWeights'] = {}): Tensor {
+  const parts = (Object.entries(l) as [LossName, Tensor | undefined][]).filter((e): e is [LossName, Tensor] => !!e[1])
+    .map(([name, t]) => (weights[name] === undefined || weights[name] === 1 ? t : E.mul(t, weights[name]!)));
   return parts.reduce((a, b) => E.add(a, b));
 }

@@ -13,7 +13,7 @@ import { keypointsForLabels, maskBitmap, type ImageDetections } from './postproc
 import { loadCheckpoint, loadIntoModule } from './weights/index.ts';
 import { drawDetections } from './tools/draw.ts';
 import { COCO_SKELETON } from '../data/shapes.ts';
-import type { ModelConfig } from './config.ts';
+import { applyOverrides, type ModelConfig } from './config.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   ckpt: { kind: 'string', help: 'checkpoint (NAME.json / NAME.safetensors) or run folder (latest loadable checkpoint)', default: 'runs/shapes' },
@@ -27,13 +27,14 @@ const FLAGS: Record<string, FlagSpec> = {
   vis: { kind: 'int', help: 'write N pictures with detections drawn', default: 0, min: 0 },
   out: { kind: 'string', help: 'output folder (results JSON, pictures)', default: 'runs/test' },
   score_thresh: { kind: 'float', help: 'score threshold for --vis pictures', default: 0.5, min: 0, max: 1 },
+  set: { kind: 'multi', help: 'inference config override path=value (repeatable), e.g. --set box.scoreThresh=0.01 --set box.detectionsPerImage=50' },
 };
 
 async function main(): Promise<void> {
   const { flags: f } = parseFlags('test', process.argv.slice(2), FLAGS);
   await E.initEngine();
   const ck = loadCheckpoint(String(f.ckpt));
-  const cfg = ck.sidecar.config as ModelConfig;
+  const cfg = applyOverrides(ck.sidecar.config as ModelConfig, f.set as string[]);
   const model = new MaskRCNN(cfg);
   loadIntoModule(model, new Map([...ck.tensors].filter(([k]) => !k.startsWith('optim.'))), { strict: true });
   console.log(`test: ${ck.jsonPath} (iteration ${ck.sidecar.iteration}, ${cfg.name})`);

@@ -12,9 +12,9 @@ export interface StepOutput {
   values: E.Tensor;
 }
 
-export function makeOptimizer(model: MaskRCNN, o: { lr: number; momentum?: number; weightDecay?: number; warmupIters?: number; warmupFactor?: number; milestones?: number[]; gamma?: number; maxGradNorm?: number }): E.SGD {
+export function makeOptimizer(model: MaskRCNN, o: { lr: number; momentum?: number; weightDecay?: number; warmupIters?: number; warmupFactor?: number; milestones?: number[]; gamma?: number; decay?: 'step' | 'cosine'; totalIters?: number; maxGradNorm?: number }): E.SGD {
   const groups = E.defaultGroups(model.trainableParameters(), o.weightDecay ?? 1e-4);
-  return new E.SGD(groups, { baseLr: o.lr, warmupIters: o.warmupIters ?? 0, warmupFactor: o.warmupFactor ?? 1 / 1000, milestones: o.milestones ?? [], gamma: o.gamma ?? 0.1 }, { momentum: o.momentum ?? 0.9, maxGradNorm: o.maxGradNorm ?? 0 });
+  return new E.SGD(groups, { baseLr: o.lr, warmupIters: o.warmupIters ?? 0, warmupFactor: o.warmupFactor ?? 1 / 1000, milestones: o.milestones ?? [], gamma: o.gamma ?? 0.1, decay: o.decay ?? 'step', totalIters: o.totalIters }, { momentum: o.momentum ?? 0.9, maxGradNorm: o.maxGradNorm ?? 0 });
 }
 
 export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOutput {
@@ -22,7 +22,7 @@ export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOut
   return E.tidy(() => {
     opt.zeroGrad();
     const losses: Losses = model.forwardTrain(batch, opt.iteration);
-    const total = totalLoss(losses);
+    const total = totalLoss(losses, model.cfg.lossWeights);
     const names = [...(Object.keys(losses) as LossName[]), 'loss' as const, 'grad_norm' as const];
     // a detached copy of the scalars (no graph node): read back by the caller after the step
     const values = E.noGrad(() => E.concat([...Object.values(losses), total].map((t) => E.reshape(t!, [1])), 0));

@@ -123,6 +123,15 @@ t('SGD step (momentum, weight decay, nesterov, clipping) matches the float64 ref
   }
 });
 
+t('LR schedule: linear warmup then half-cosine to 0 (torchvision CosineAnnealingLR after warmup)', () => {
+  const s = { baseLr: 0.02, warmupIters: 100, warmupFactor: 0.001, decay: 'cosine' as const, totalIters: 300 };
+  assertClose([E.lrAt(s, 0), E.lrAt(s, 100), E.lrAt(s, 200), E.lrAt(s, 300), E.lrAt(s, 400)], [0.02 * 0.001, 0.02, 0.01, 0, 0], 'cosine', 1e-12, 1e-15);
+  assertClose([E.lrAt(s, 150)], [0.02 * 0.5 * (1 + Math.cos(Math.PI / 4))], 'quarter', 1e-12, 0);
+  let threw = '';
+  try { E.lrAt({ baseLr: 1, warmupIters: 10, decay: 'cosine' }, 5); } catch (e) { threw = (e as Error).message; }
+  assert.ok(threw.includes('totalIters'), threw);
+});
+
 t('LR schedule: linear warmup then multi-step decay (torchvision recipe)', () => {
   const s = { baseLr: 0.02, warmupIters: 100, warmupFactor: 0.001, milestones: [200, 300], gamma: 0.1 };
   assertClose([E.lrAt(s, 0)], [0.02 * 0.001], 'iter 0', 1e-12, 0);
