@@ -12,12 +12,29 @@ export interface StepOutput {
   values: E.Tensor;
 }
 
-export function makeOptimizer(model: MaskRCNN, o: { lr: number; momentum?: number; weightDecay?: number; warmupIters?: number; warmupFactor?: number; milestones?: number[]; gamma?: number; decay?: 'step' | 'cosine'; totalIters?: number; maxGradNorm?: number }): E.SGD {
-  const groups = E.defaultGroups(model.trainableParameters(), o.weightDecay ?? 1e-4);
-  return new E.SGD(groups, { baseLr: o.lr, warmupIters: o.warmupIters ?? 0, warmupFactor: o.warmupFactor ?? 1 / 1000, milestones: o.milestones ?? [], gamma: o.gamma ?? 0.1, decay: o.decay ?? 'step', totalIters: o.totalIters }, { momentum: o.momentum ?? 0.9, maxGradNorm: o.maxGradNorm ?? 0 });
+export type OptimizerKind = E.Optimizer['kind'];
+
+export interface OptimizerOptions {
+  lr: number;
+  /** 'sgd' (default, torchvision's detection recipe: momentum 0.9) or 'adamw' (torch.optim.AdamW, betas 0.9/0.999). */
+  kind?: OptimizerKind;
+  momentum?: number; weightDecay?: number;
+  warmupIters?: number; warmupFactor?: number; milestones?: number[]; gamma?: number;
+  decay?: 'step' | 'cosine'; totalIters?: number;
+  maxGradNorm?: number;
 }
 
-export function trainStep(model: MaskRCNN, opt: E.SGD, batch: GpuBatch): StepOutput {
+export function makeOptimizer(model: MaskRCNN, o: OptimizerOptions): E.Optimizer {
+  const groups = E.defaultGroups(model.trainableParameters(), o.weightDecay ?? 1e-4);
+  const schedule: E.LrSchedule = { baseLr: o.lr, warmupIters: o.warmupIters ?? 0, warmupFactor: o.warmupFactor ?? 1 / 1000, milestones: o.milestones ?? [], gamma: o.gamma ?? 0.1, decay: o.decay ?? 'step', totalIters: o.totalIters };
+  const kind = o.kind ?? 'sgd';
+  switch (kind) {
+    case 'sgd': return new E.SGD(groups, schedule, { momentum: o.momentum ?? 0.9, maxGradNorm: o.maxGradNorm ?? 0 });
+    case 'adamw': return new E.AdamW(groups, schedule, { maxGradNorm: o.maxGradNorm ?? 0 });
+  }
+}
+
+export function trainStep(model: MaskRCNN, opt: E.Optimizer, batch: GpuBatch): StepOutput {
   model.train();
   return E.tidy(() => {
     opt.zeroGrad();
