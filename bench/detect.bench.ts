@@ -4,7 +4,7 @@
 // CPU) for NMS, tf.topk for top-k. Napkin bytes: RoI Align moves at least its output (plus
 // the sampled input footprint, which caches); NMS/top-k rows are latency-bound.
 import * as E from '../engine/index.ts';
-import { boxIou, multiScaleRoiAlign, nms, pasteMasks, roiAlign, topk } from '../engine/ops-detect.ts';
+import { boxIou, multiScaleRoiAlign, nms, pasteMasks, roiAlign, sampler, topk } from '../engine/ops-detect.ts';
 import { mulberry32 } from '../kernels/common.ts';
 import type { BenchCase, Tf } from './harness.ts';
 import type { BenchSize } from './run.ts';
@@ -196,6 +196,30 @@ function pasteCase(R: number, M: number, H: number, W: number): BenchCase {
   };
 }
 
+/**
+ * Balanced pos/neg sampler on labels shaped like the shapes preset's targets (RPN: ~14k anchors,
+ * few positives, most negative, some ignored; box head: ~160 proposals). Bytes: labels read once,
+ * both masks written once (the least any implementation moves); no tfjs peer.
+ */
+function samplerCase(N: number, pPos: number, pIgn: number, batch: number, what: string): BenchCase {
+  const r = mulberry32(N);
+  const labels = Int32Array.from({ length: N }, () => { const u = r(); return u < pPos ? 1 : u < pPos + pIgn ? -1 : 0; });
+  return {
+    family: 'detect',
+    name: `sampler (${what})`,
+    shape: `${N} labels, ${(pPos * 100).toFixed(0)}% pos, ${(pIgn * 100).toFixed(0)}% ignored, batch ${batch}`,
+    bytes: 3 * N * F,
+    setup: () => {
+      const l = E.fromArray(labels, [N], 'i32');
+      let seed = 0;
+      return {
+        record: () => { const s = sampler(l, { batchSizePerImage: batch, positiveFraction: 0.5, seed: seed++ }); s.pos.dispose(); s.neg.dispose(); },
+        dispose: keepAll([l]),
+      };
+    },
+  };
+}
+
 export function cases(size: BenchSize): BenchCase[] {
   const full = size === 'full';
   const [R, C] = full ? [512, 256] : [256, 64];
@@ -237,6 +261,8 @@ export function cases(size: BenchSize): BenchCase[] {
       },
     },
     pasteCase(100, 28, 480, 640),
+    samplerCase(14000, 0.005, 0.1, 256, 'RPN'),
+    samplerCase(160, 0.3, 0, 128, 'box head'),
   ];
   return out;
 }

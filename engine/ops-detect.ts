@@ -15,9 +15,10 @@ import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortP
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import {
   anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
-  pyFasterBaseAnchors, samplerKeysLaunch, samplerSelectLaunch, smallMaskLaunch, torchvisionBaseAnchors,
+  pyFasterBaseAnchors, smallMaskLaunch, torchvisionBaseAnchors,
 } from '../kernels/boxes.ts';
 import { pasteLaunch, pasteSetupLaunch, pasteWordsPerRow } from '../kernels/paste.ts';
+import { samplerPickLaunch } from '../kernels/sampler.ts';
 
 // Kernels index whole buffers from element 0, so inputs must be contiguous at offset 0.
 function c(t: Tensor): Tensor {
@@ -507,8 +508,10 @@ export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQua
 /**
  * BalancedPositiveNegativeSampler for one image: labels i32 [N] (>= 1 fg, 0 bg, < 0 ignored) →
  * pos/neg masks i32 [N] with min(#fg, ⌊batch·fraction⌋) positives and min(#bg, batch - #pos)
- * negatives, chosen uniformly by a seeded GPU RNG (random keys + the bitonic sort); mode 'firstK'
- * takes the first ones by index instead (parity tests).
+ * negatives, chosen uniformly by a seeded GPU RNG (the first ones in descending order of random
+ * keys, ties by index); mode 'firstK' takes the first ones by index instead (parity tests). One
+ * dispatch: a radix select in one workgroup (kernels/sampler.ts samplerPickLaunch), the same masks as
+ * an index-stable argsort of the keys (the tests keep that path as the reference).
  */
 export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number; mode?: 'random' | 'firstK' }): { pos: Tensor; neg: Tensor } {
   if (labels.rank !== 1 || labels.dtype !== 'i32') throw new Error(`sampler: labels must be i32 [N], got ${labels.dtype} [${labels.shape}]`);
@@ -517,11 +520,7 @@ export function sampler(labels: Tensor, o: { batchSizePerImage: number; positive
   const neg = empty([N], 'i32', 'sampler.neg');
   if (N === 0) return { pos, neg };
   const l = c(labels);
-  const keys = empty([N], 'f32', 'sampler.keys');
-  run(samplerKeysLaunch(N, o.seed, (o.mode ?? 'random') === 'random'), [l, keys]);
-  const { values, indices } = argsort(keys);
-  run(samplerSelectLaunch(N, o.batchSizePerImage, o.positiveFraction), [l, indices, pos, neg]);
-  [keys, values, indices].forEach((t) => t.dispose());
+  run(samplerPickLaunch(N, o.batchSizePerImage, o.positiveFraction, o.seed, (o.mode ?? 'random') === 'random'), [l, pos, neg]);
   done(l, labels);
   return { pos, neg };
 }

@@ -1,7 +1,7 @@
 // Box kernels with torchvision semantics (ops/boxes.py, models/detection/_utils.py,
 // anchor_utils.py): pairwise IoU, BoxCoder encode/decode, clip, small-box mask, stream compaction,
-// anchor grids (torchvision and py-faster-rcnn base anchors), Matcher and the balanced
-// positive/negative sampler keys. Boxes are xyxy f32 [N, 4] contiguous.
+// anchor grids (torchvision and py-faster-rcnn base anchors), Matcher (the balanced
+// positive/negative sampler is in sampler.ts). Boxes are xyxy f32 [N, 4] contiguous.
 import { type Launch, cdiv, grid1d, WG_LINEAR, workgroupScanWgsl } from './common.ts';
 
 const WG = 256;
@@ -191,72 +191,6 @@ export function matchFinalLaunch(M: number, N: number, high: number, low: number
 @group(0) @binding(3) var<storage, read> best: array<f32>;
 @group(0) @binding(4) var<storage, read_write> matches: array<i32>;
 @group(0) @binding(5) var<storage, read_write> labels: array<i32>;`, [['M', 'u32'], ['high', 'f32'], ['low', 'f32'], ['allowLow', 'u32']], 'match:final', [M, high, low, allowLow ? 1 : 0], N);
-}
-
-// ---- sampler ------------------------------------------------------------------------------------
-
-const PCG = `
-fn pcg(v: u32) -> u32 {
-  let s = v * 747796405u + 2891336453u;
-  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
-  return (w >> 22u) ^ w;
-}`;
-
-/**
- * Sort keys for BalancedPositiveNegativeSampler: positives (label >= 1) in [4,5), negatives
- * (label 0) in [2,3), ignored in [0,1), each plus a seeded uniform, so one descending sort puts
- * positives then negatives, each in a random order. Bindings: labels, keys.
- */
-export function samplerKeysLaunch(N: number, seed: number, random = true): Launch {
-  // random = false: keys are the category alone, so the index-stable sort keeps index order
-  // (the parity tests' "first k by index" rule in place of torchvision's randperm)
-  return lin(`
-  let l = labels[i];
-  let cat = select(select(0.0, 2.0, l == 0), 4.0, l >= 1);
-  keys[i] = cat + select(0.0, f32(pcg(pcg(i ^ pcg(u.seed)) + 0x9e3779b9u) >> 8u) * (1.0 / 16777216.0), u.random != 0u);`,
-  `@group(0) @binding(0) var<storage, read> labels: array<i32>;
-@group(0) @binding(1) var<storage, read_write> keys: array<f32>;`, [['seed', 'u32'], ['random', 'u32']], 'sampler:keys', [seed >>> 0, random ? 1 : 0], N, PCG);
-}
-
-/**
- * Selection from the sorted order: the first numPos = min(#pos, batch·fraction) positives and the
- * next numNeg = min(#neg, batch - numPos) negatives. One workgroup counts, then marks masks.
- * Bindings: labels, order, pos, neg.
- */
-export function samplerSelectLaunch(N: number, batchPerImage: number, positiveFraction: number): Launch {
-  return {
-    key: 'sampler:select',
-    build: () => ({
-      uniforms: [['n', 'u32'], ['maxPos', 'u32'], ['batch', 'u32']],
-      code: `
-@group(0) @binding(0) var<storage, read> labels: array<i32>;
-@group(0) @binding(1) var<storage, read> order: array<i32>;
-@group(0) @binding(2) var<storage, read_write> pos: array<i32>;
-@group(0) @binding(3) var<storage, read_write> neg: array<i32>;
-var<workgroup> cp: array<u32, ${WG}>;
-var<workgroup> cn: array<u32, ${WG}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(local_invocation_index) lid: u32) {
-  var p = 0u; var q = 0u;
-  for (var i = lid; i < u.n; i += ${WG}u) { let l = labels[i]; if (l >= 1) { p++; } else if (l == 0) { q++; } }
-  cp[lid] = p; cn[lid] = q;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s / 2u) {
-    if (lid < s) { cp[lid] += cp[lid + s]; cn[lid] += cn[lid + s]; }
-    workgroupBarrier();
-  }
-  let P = cp[0]; let Q = cn[0];
-  let numPos = min(P, u.maxPos);
-  let numNeg = min(Q, u.batch - numPos);
-  for (var r = lid; r < u.n; r += ${WG}u) {
-    let j = order[r];
-    pos[j] = select(0, 1, r < numPos);
-    neg[j] = select(0, 1, r >= P && r < P + numNeg);
-  }
-}`,
-    }),
-    uniforms: [N, Math.floor(batchPerImage * positiveFraction), batchPerImage],
-    grid: [1],
-  };
 }
 
 // ---- float64 references -----------------------------------------------------------------------
