@@ -250,8 +250,8 @@ export function refSamplerKey(label: number, i: number, seed: number, random: bo
  */
 export function refSampler(labels: ArrayLike<number>, o: { batchSizePerImage: number; positiveFraction: number; seed: number; random: boolean }, keys?: ArrayLike<number>): { pos: Int32Array; neg: Int32Array } {
   const N = labels.length;
-  const key = (i: number) => (keys ? keys[i] : refSamplerKey(labels[i], i, o.seed, o.random));
-  const order = (want: (l: number) => boolean) => Array.from({ length: N }, (_, i) => i).filter((i) => want(labels[i])).sort((a, b) => key(b) - key(a) || a - b);
+  const key = keys ?? Float64Array.from({ length: N }, (_, i) => refSamplerKey(labels[i], i, o.seed, o.random));
+  const order = (want: (l: number) => boolean) => Array.from({ length: N }, (_, i) => i).filter((i) => want(labels[i])).sort((a, b) => key[b] - key[a] || a - b);
   const P = order((l) => l >= 1), Q = order((l) => l === 0);
   const kPos = Math.min(P.length, Math.floor(o.batchSizePerImage * o.positiveFraction));
   const kNeg = Math.min(Q.length, o.batchSizePerImage - kPos);

@@ -147,8 +147,10 @@ function labelCases(): { what: string; lab: Int32Array }[] {
     if (N <= 3001 || N === 20000) {
       out.push({ what: `N ${N} half positive`, lab: gen(N, 0.5, 0.1) });
       out.push({ what: `N ${N} all negative`, lab: gen(N, 0, 0) });
-      out.push({ what: `N ${N} all positive`, lab: gen(N, 1, 0) });
       out.push({ what: `N ${N} no positives, many ignored`, lab: gen(N, 0, 0.9) });
+    }
+    if (N <= 3001) {
+      out.push({ what: `N ${N} all positive`, lab: gen(N, 1, 0) });
       out.push({ what: `N ${N} few positives, most ignored`, lab: gen(N, 0.002, 0.95) });
       out.push({ what: `N ${N} all ignored`, lab: gen(N, 0, 1) });
     }
@@ -173,6 +175,8 @@ test('sampler: radix select = argsort path = host rule, bit for bit (sizes, labe
       for (const seed of [1, 77 + ci, 0xdeadbeef]) {
         for (const random of [true, false]) {
           if (!random && seed !== 1) continue; // firstK ignores the seed
+          // the sort path takes ~0.1 s at 20k on lavapipe: fewer settings for the large N
+          if (N > 3001 && !((ci === 0 && seed === 1) || (ci === 1 && seed === 0xdeadbeef && random) || (ci === 3 && random && seed !== 1))) continue;
           const o = { ...cfg, seed, random };
           runs.push({ o, got: sampler(labels, { ...cfg, seed, mode: random ? 'random' : 'firstK' }), sorted: samplerBySort(labels, o) });
         }
