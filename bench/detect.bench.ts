@@ -207,7 +207,7 @@ function samplerCase(N: number, pPos: number, pIgn: number, batch: number, what:
   return {
     family: 'detect',
     name: `sampler (${what})`,
-    shape: `${N} labels, ${(pPos * 100).toFixed(0)}% pos, ${(pIgn * 100).toFixed(0)}% ignored, batch ${batch}`,
+    shape: `${N} labels, ${+(pPos * 100).toFixed(1)}% pos, ${(pIgn * 100).toFixed(0)}% ignored, batch ${batch}`,
     bytes: 3 * N * F,
     setup: () => {
       const l = E.fromArray(labels, [N], 'i32');
