@@ -83,14 +83,18 @@ test('bad input: capacity, degenerate boxes, NaN images, wrong shapes are named 
 });
 
 test('overfit: the small preset memorises two synthetic images (loss falls well below its start; the square is detected)', async () => {
+  // Seeded: the outcome must not depend on which tests ran before. 150 steps sufficed only while SGD
+  // updated GroupNorm weights with the bias gradient (an offset-view bug, fixed in engine/optim.ts):
+  // with correct updates 2 of 4 inits still mislabel the square at 150 steps; 250 passes for inits 0-4.
+  E.manualSeed(0);
   const cfg = tinyConfig(true, false);
   cfg.backbone = { ...cfg.backbone, baseWidth: 16, groups: 8 };
   cfg.fpn = { ...cfg.fpn, outChannels: 32 };
   const model = new MaskRCNN(cfg);
-  const opt = makeOptimizer(model, { lr: 0.02, warmupIters: 10, milestones: [110] });
+  const opt = makeOptimizer(model, { lr: 0.02, warmupIters: 10, milestones: [183] });
   const batch = scene(cfg);
   let first = 0, last = 0;
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; i < 250; i++) {
     const out = trainStep(model, opt, batch);
     const [v] = await E.toArrays([out.values]);
     out.values.dispose();
