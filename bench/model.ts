@@ -3,7 +3,7 @@
 // images/s, dispatches per step, peak GPU memory per image, and the per-phase GPU time from a
 // profiled step (one timestamp pair per dispatch; backward attributed to the forward phase that
 // recorded the op). torchvision's CPU numbers on the same machine come from bench/model_peer.py.
-//   npx tsx bench/model.ts [--full] [--steps N] [--bs N] [--preset shapes_small|maskrcnn_resnet50_fpn|keypointrcnn_resnet50_fpn] [--out FILE]
+//   npx tsx bench/model.ts [--full] [--steps N] [--bs N] [--size MIN,MAX] [--preset shapes_small|maskrcnn_resnet50_fpn|keypointrcnn_resnet50_fpn] [--out FILE]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as E from '../engine/index.ts';
@@ -27,6 +27,7 @@ E.manualSeed(0);
 const cfg: ModelConfig = preset(presetName);
 const ds = await loadToolDataset({ dataset: 'shapes', keypoints: true, split: 'train' }, null);
 if (presetName === 'shapes_small') cfg.numClasses = ds.loaded.labelNames.length;
+if (arg('--size')) [cfg.minSizePx, cfg.maxSizePx] = arg('--size')!.split(',').map(Number);
 const model = new MaskRCNN(cfg);
 const bs = Number(arg('--bs') ?? (full ? 2 : 4));
 if (full && bs !== 2) throw new Error(`bench/model: --full uses torchvision's benchmark batch of 2 images; --bs ${bs} is for the shapes batches`);

@@ -139,7 +139,7 @@ export function shapesSmall(numClasses = 5): ModelConfig {
     rpn: {
       anchorSizes: [[16], [32], [64], [128], [256]], aspectRatios: TV_RATIOS, headConvs: 1,
       preNmsTopNTrain: 300, preNmsTopNTest: 300, postNmsTopNTrain: 150, postNmsTopNTest: 100,
-      nmsThresh: 0.7, fgIouThresh: 0.7, bgIouThresh: 0.3, batchSizePerImage: 128, positiveFraction: 0.5,
+      nmsThresh: 0.7, fgIouThresh: 0.7, bgIouThresh: 0.3, batchSizePerImage: 256, positiveFraction: 0.5,
       scoreThresh: 0, minSizePx: 1e-3, smoothL1Beta: 1 / 9,
     },
     box: {

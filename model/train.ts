@@ -27,16 +27,16 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   net: { kind: 'string', help: 'backbone: res18 | res34 | res50 | res101', default: null, choices: ['res18', 'res34', 'res50', 'res101'] },
   arch: { kind: 'string', help: 'architecture', default: 'fpn', choices: ['fpn', 'c4'] },
   pooling_mode: { kind: 'string', help: 'RoI pooling', default: 'align', choices: ['align', 'pool', 'crop'] },
-  bs: { kind: 'int', help: 'images per batch', default: 4, min: 1 },
+  bs: { kind: 'int', help: 'images per batch (default: shapes 8, otherwise 4)', min: 1 },
   nw: { kind: 'int', help: 'loader worker threads', default: 1, min: 0, max: 64 },
-  optimizer: { kind: 'string', help: 'sgd (momentum 0.9, torchvision\'s recipe) or adamw (torch AdamW, betas 0.9/0.999)', default: 'sgd', choices: ['sgd', 'adamw'] },
+  optimizer: { kind: 'string', help: 'sgd (momentum 0.9, torchvision\'s recipe) or adamw (torch AdamW, betas 0.9/0.999) (default: shapes adamw, otherwise sgd)', choices: ['sgd', 'adamw'] },
   weight_decay: { kind: 'float', help: 'weight decay of conv/linear weights (biases and norms: 0) (default: 1e-4 sgd, 0.05 adamw)', min: 0 },
-  lr: { kind: 'float', help: 'base learning rate (default: 0.02 × bs / 16, torchvision\'s rule; shapes preset 0.02 × bs / 4: measured best of 0.04, 0.02, 0.01)', min: 0 },
+  lr: { kind: 'float', help: 'base learning rate (default: torchvision\'s rule 0.02 × bs / 16 for SGD, 1e-4 × bs / 16 for AdamW; shapes 1.5e-3 × bs / 8 for AdamW, 0.02 × bs / 4 for SGD)', min: 0 },
   lr_decay_step: { kind: 'list', help: 'iterations (comma-separated) where the lr is multiplied by --lr_decay_gamma (default: at 70% and 90% of the run)' },
   lr_decay_gamma: { kind: 'float', help: 'lr decay factor', default: 0.1, min: 0, max: 1 },
-  lr_schedule: { kind: 'string', help: 'lr decay after warmup: step (× --lr_decay_gamma at --lr_decay_step) or cosine (half-cosine to 0 at the last iteration)', default: 'step', choices: ['step', 'cosine'] },
-  warmup_iters: { kind: 'int', help: 'linear warmup iterations (factor 1/1000 → 1)', default: 100, min: 0 },
-  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter); the shapes default, 10 × 64 iterations, is sized for 15 minutes on 2 CPU cores', default: 10, min: 1 },
+  lr_schedule: { kind: 'string', help: 'lr decay after warmup: step (× --lr_decay_gamma at --lr_decay_step) or cosine (half-cosine to 0 at the last iteration) (default: shapes cosine, otherwise step)', choices: ['step', 'cosine'] },
+  warmup_iters: { kind: 'int', help: 'linear warmup iterations (factor 1/1000 → 1) (default: shapes 50, otherwise 100)', min: 0 },
+  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter) (default: shapes 13 × 32 iterations of 8 images, sized for 15 minutes on 2 CPU cores; otherwise 10)', min: 1 },
   max_iter: { kind: 'int', help: 'total iterations', min: 1 },
   cag: { kind: 'bool', help: 'class-agnostic box regression (not implemented: error)' },
   keypoints: { kind: 'bool', help: 'keypoint head (default on for shapes; --no-keypoints disables)', default: true },
@@ -84,14 +84,17 @@ async function main(): Promise<void> {
     log(`train: --weights ${f.weights}: ${mapped.size - r.unexpected.length - r.mismatched.length} tensors loaded; missing ${r.missing.length}, unexpected ${r.unexpected.length}, shape mismatches ${r.mismatched.length}${r.mismatched.slice(0, 4).map((m) => ` (${m.key}: file [${m.fileShape}] vs model [${m.modelShape}])`).join('')}`);
   }
 
-  const bs = Number(f.bs);
+  const recipe = RECIPES[dsName === 'shapes' && !f.ann ? 'shapes' : 'torchvision'];
+  const bs = f.bs !== null ? Number(f.bs) : recipe.bs;
   const perEpoch = Math.floor(ds.loaded.trainIndices.length / bs);
-  const maxIter = f.max_iter ? Number(f.max_iter) : Number(f.epochs) * perEpoch;
-  const optKind = f.optimizer as OptimizerKind;
-  const lr = f.lr !== null ? Number(f.lr) : defaultLr(optKind, dsName === 'shapes' && !f.ann, bs);
+  const maxIter = f.max_iter ? Number(f.max_iter) : (f.epochs !== null ? Number(f.epochs) : recipe.epochs) * perEpoch;
+  const optKind = (f.optimizer ?? recipe.optimizer) as OptimizerKind;
+  const lr = f.lr !== null ? Number(f.lr) : recipe.lr(optKind, bs);
   const weightDecay = f.weight_decay !== null ? Number(f.weight_decay) : optKind === 'adamw' ? 0.05 : 1e-4;
+  const warmupIters = f.warmup_iters !== null ? Number(f.warmup_iters) : recipe.warmupIters;
+  const schedule = (f.lr_schedule ?? recipe.schedule) as 'step' | 'cosine';
   const milestones = f.lr_decay_step ? (f.lr_decay_step as string[]).map(Number) : [Math.floor(maxIter * 0.7), Math.floor(maxIter * 0.9)];
-  const opt = makeOptimizer(model, { kind: optKind, lr, warmupIters: Number(f.warmup_iters), milestones, gamma: Number(f.lr_decay_gamma), decay: f.lr_schedule as 'step' | 'cosine', totalIters: maxIter, weightDecay, maxGradNorm: 10 });
+  const opt = makeOptimizer(model, { kind: optKind, lr, warmupIters, milestones, gamma: Number(f.lr_decay_gamma), decay: schedule, totalIters: maxIter, weightDecay, maxGradNorm: 10 });
   let loaderState: LoaderState = { seed: Number(f.seed), epoch: 0, iteration: 0 };
 
   if (f.resume !== null) {
@@ -141,7 +144,7 @@ async function main(): Promise<void> {
   const tStart = performance.now();
   let waitMs = 0, stepMs = 0, steps = 0;
   let epochNow = loaderState.epoch, epochSteps = 0, epochLoss = 0, epochT0 = performance.now();
-  log(`train: ${cfg.name} on ${dsName}: ${ds.loaded.trainIndices.length} images, batch ${bs}, ${maxIter} iterations, ${opt.kind} lr ${lr} wd ${weightDecay}, ${f.lr_schedule === 'cosine' ? 'cosine decay' : `milestones [${milestones}]`}, save dir ${saveDir}`);
+  log(`train: ${cfg.name} on ${dsName}: ${ds.loaded.trainIndices.length} images, batch ${bs}, ${maxIter} iterations, ${opt.kind} lr ${lr} wd ${weightDecay}, ${schedule === 'cosine' ? 'cosine decay' : `milestones [${milestones}]`}, save dir ${saveDir}`);
   try {
     while (opt.iteration < maxIter && !stopRequested) {
       const tw = performance.now();
@@ -241,15 +244,15 @@ function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: nu
 }
 
 /**
- * SGD: torchvision's rule 0.02 × bs / 16; the shapes preset 0.02 × bs / 4 (measured best of 0.04,
- * 0.02, 0.01 at batch 4). AdamW: 1e-3 × bs / 4 on shapes, 1e-4 × bs / 16 otherwise (DETR-style).
+ * Defaults for the flags left unset. torchvision: its detection reference (SGD, lr 0.02 × bs / 16;
+ * AdamW 1e-4 × bs / 16, DETR-style). shapes: the measured 15-minute recipe on 2 CPU cores
+ * (model/README-model.md: batch 8 amortises lavapipe's per-dispatch cost, AdamW converges faster
+ * than SGD here; SGD 0.02 × bs / 4 was the best of 0.04 / 0.02 / 0.01 at batch 4).
  */
-function defaultLr(kind: OptimizerKind, shapes: boolean, bs: number): number {
-  switch (kind) {
-    case 'sgd': return shapes ? 0.02 * bs / 4 : 0.02 * bs / 16;
-    case 'adamw': return shapes ? 1e-3 * bs / 4 : 1e-4 * bs / 16;
-  }
-}
+export const RECIPES = {
+  torchvision: { bs: 4, epochs: 10, warmupIters: 100, schedule: 'step', optimizer: 'sgd', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 : 1e-4) * bs / 16 },
+  shapes: { bs: 8, epochs: 13, warmupIters: 50, schedule: 'cosine', optimizer: 'adamw', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 * bs / 4 : 1.5e-3 * bs / 8) },
+} as const satisfies Record<string, { bs: number; epochs: number; warmupIters: number; schedule: 'step' | 'cosine'; optimizer: OptimizerKind; lr: (kind: OptimizerKind, bs: number) => number }>;
 
 /** Fails before training starts, not at the first checkpoint. */
 function checkWritable(dir: string): void {
