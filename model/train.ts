@@ -34,9 +34,9 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   lr: { kind: 'float', help: 'base learning rate (default: torchvision\'s rule 0.02 × bs / 16 for SGD, 1e-4 × bs / 16 for AdamW; shapes 1.5e-3 × bs / 8 for AdamW, 0.02 × bs / 4 for SGD)', min: 0 },
   lr_decay_step: { kind: 'list', help: 'iterations (comma-separated) where the lr is multiplied by --lr_decay_gamma (default: at 70% and 90% of the run)' },
   lr_decay_gamma: { kind: 'float', help: 'lr decay factor', default: 0.1, min: 0, max: 1 },
-  lr_schedule: { kind: 'string', help: 'lr decay after warmup: step (× --lr_decay_gamma at --lr_decay_step) or cosine (half-cosine to 0 at the last iteration) (default: shapes cosine, otherwise step)', choices: ['step', 'cosine'] },
+  lr_schedule: { kind: 'string', help: 'lr decay after warmup: step (× --lr_decay_gamma at --lr_decay_step) or cosine (half-cosine to 0 at the last iteration) (default: step)', choices: ['step', 'cosine'] },
   warmup_iters: { kind: 'int', help: 'linear warmup iterations (factor 1/1000 → 1) (default: shapes 50, otherwise 100)', min: 0 },
-  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter) (default: shapes 13 × 32 iterations of 8 images, sized for 15 minutes on 2 CPU cores; otherwise 10)', min: 1 },
+  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter) (default: shapes 14 × 32 iterations of 8 images, sized for 15 minutes on 2 CPU cores; otherwise 10)', min: 1 },
   max_iter: { kind: 'int', help: 'total iterations', min: 1 },
   cag: { kind: 'bool', help: 'class-agnostic box regression (not implemented: error)' },
   keypoints: { kind: 'bool', help: 'keypoint head (default on for shapes; --no-keypoints disables)', default: true },
@@ -251,7 +251,7 @@ function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: nu
  */
 export const RECIPES = {
   torchvision: { bs: 4, epochs: 10, warmupIters: 100, schedule: 'step', optimizer: 'sgd', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 : 1e-4) * bs / 16 },
-  shapes: { bs: 8, epochs: 13, warmupIters: 50, schedule: 'cosine', optimizer: 'adamw', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 * bs / 4 : 1.5e-3 * bs / 8) },
+  shapes: { bs: 8, epochs: 14, warmupIters: 50, schedule: 'step', optimizer: 'adamw', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 * bs / 4 : 1.5e-3 * bs / 8) },
 } as const satisfies Record<string, { bs: number; epochs: number; warmupIters: number; schedule: 'step' | 'cosine'; optimizer: OptimizerKind; lr: (kind: OptimizerKind, bs: number) => number }>;
 
 /** Fails before training starts, not at the first checkpoint. */
