@@ -23,8 +23,11 @@ rt.startProfile();
 const recs = await rt.stopProfile();
 const m = new Map<string, [number, number]>();
 for (const r of recs) { const k = `${r.tag} | ${r.key.split(':').slice(0, 2).join(':')}`; const v = m.get(k) ?? [0, 0]; v[0] += r.ms; v[1]++; m.set(k, v); }
+const byTag = new Map<string, [number, number]>();
+for (const r of recs) { const v = byTag.get(r.tag) ?? [0, 0]; v[0] += r.ms; v[1]++; byTag.set(r.tag, v); }
+console.log([...byTag].sort((a, b) => b[1][1] - a[1][1]).map(([t, [ms, n]]) => `${t} ${n} (${ms.toFixed(0)} ms)`).join(", "));
 const tot = recs.reduce((a, r) => a + r.ms, 0);
 console.log('total', tot.toFixed(0), 'dispatches', recs.length);
-for (const [k, [ms, n]] of [...m].sort((a, b) => b[1][0] - a[1][0]).slice(0, 45)) console.log(ms.toFixed(1).padStart(7), String(n).padStart(5), k);
+for (const [k, [ms, n]] of [...m].sort((a, b) => b[1][0] - a[1][0]).slice(0, 400)) console.log(ms.toFixed(1).padStart(7), String(n).padStart(5), k);
 await loader.close();
 await E.shutdownEngine();
