@@ -188,21 +188,10 @@ abstract class GpuOptimizer implements Optimizer {
     return b;
   }
 
-  /** Buffers of one slot by parameter name (only parameters that have one). */
-  protected slotState(slot: string): [string, Tensor][] {
-    const m = this.bufs.get(slot)!;
-    const out: [string, Tensor][] = [];
-    for (const g of this.groups) for (const [name, p] of g.params) {
-      const b = m.get(p);
-      if (b) out.push([name, b]);
-    }
-    return out;
-  }
-
   /** Sets one parameter's buffer of one slot from host data (replacing any). */
-  protected setBuffer(slot: string, name: string, p: Tensor, s: { shape: number[]; data: Float32Array }, what: string): void {
-    if (s.shape.join() !== p.shape.join()) throw new Error(`${this.title}.${what}: ${slot}.${name}: saved shape [${s.shape}] != parameter [${p.shape}]`);
-    if (s.data.length !== p.size) throw new Error(`${this.title}.${what}: ${slot}.${name}: ${s.data.length} values for shape [${s.shape}]`);
+  private setBuffer(slot: string, name: string, p: Tensor, s: { shape: number[]; data: Float32Array }): void {
+    if (s.shape.join() !== p.shape.join()) throw new Error(`${this.title}.loadState: ${slot}.${name}: saved shape [${s.shape}] != parameter [${p.shape}]`);
+    if (s.data.length !== p.size) throw new Error(`${this.title}.loadState: ${slot}.${name}: ${s.data.length} values for shape [${s.shape}]`);
     const m = this.bufs.get(slot)!;
     m.get(p)?.dispose();
     m.set(p, fromArray(s.data, p.shape).keep());
@@ -241,7 +230,7 @@ abstract class GpuOptimizer implements Optimizer {
     }
     for (const [name, p] of params) for (const slot of this.slotNames) {
       const s = saved.get(`${slot}.${name}`);
-      if (s) this.setBuffer(slot, name, p, s, 'loadState');
+      if (s) this.setBuffer(slot, name, p, s);
     }
   }
 
@@ -278,19 +267,6 @@ export class SGD extends GpuOptimizer {
 
   protected update({ p, grad, group, bufs: [buf] }: StepItem, lr: number): void {
     runtime().launch(sgdLaunch(p.size, lr, this.opts.momentum ?? 0, group.weightDecay, !!this.opts.nesterov), [p.buffer, grad.buffer, buf.buffer, this.clipState.buffer]);
-  }
-
-  /** Momentum buffers by parameter name, without the `momentum.` prefix of state(). */
-  momentumState(): [string, Tensor][] {
-    return this.slotState('momentum');
-  }
-
-  /** Restores momentum buffers saved by momentumState (same names and shapes); others are kept. */
-  loadMomentumState(state: Map<string, { shape: number[]; data: Float32Array }>): void {
-    for (const g of this.groups) for (const [name, p] of g.params) {
-      const s = state.get(name);
-      if (s) this.setBuffer('momentum', name, p, s, 'loadMomentumState');
-    }
   }
 }
 
