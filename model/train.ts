@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     const arrs = await E.toArrays(named.map(([, t]) => t));
     named.forEach(([n, t], i) => tensors.set(n, { dtype: 'f32', shape: t.shape, data: arrs[i] as Float32Array }));
     const name = `ckpt_${String(opt.iteration).padStart(7, '0')}`;
-    saveCheckpoint(saveDir, name, tensors, { config: cfg, iteration: opt.iteration, epoch: loaderState.epoch, loader: loaderState, schedule: opt.schedule, optimizer: { kind: opt.kind, weightDecay, ...(opt.kind === 'sgd' ? { momentum: 0.9 } : { betas: [0.9, 0.999], eps: 1e-8 }) } }, { overwrite: true });
+    saveCheckpoint(saveDir, name, tensors, { config: cfg, iteration: opt.iteration, epoch: loaderState.epoch, loader: loaderState, schedule: opt.schedule, optimizer: { kind: opt.kind, weightDecay, ...(opt instanceof E.AdamW ? { betas: opt.betas, eps: opt.eps } : { momentum: (opt as E.SGD).opts.momentum }) } }, { overwrite: true });
     pruneCheckpoints(saveDir, Number(f.keep_ckpts));
     log(`train: checkpoint ${name} (${why}) in ${(performance.now() - t0).toFixed(0)} ms`);
   };
