@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One call's worth of GPU measurements on the lent machine (../shared/device/README.md), every part
+# time-boxed so the whole fits one `run` (timeout_s 600), logs teed under $OUT as they are written:
+#   here:    bash ../shared/device/pack.sh
+#   device:  run(command: "bash scripts/device-bench.sh", carry: [".device"], timeout_s: 590)
+# Order = value per second: adapter, our model step, torchvision's on the same GPU, the embedded
+# default training run end to end, the ResNet-50-FPN step, then the kernel micro-benchmarks.
+set -u
+OUT=${OUT:-/tmp/device-out}
+mkdir -p "$OUT"
+t0=$(date +%s)
+left() { echo $(( ${BUDGET_S:-570} - ($(date +%s) - t0) )); }
+part() { # part NAME MAX_S CMD...: runs CMD with min(MAX_S, time left - 5) seconds, log in $OUT/NAME.log
+  local name=$1 max=$2; shift 2
+  local lim; lim=$(left); lim=$(( lim - 5 < max ? lim - 5 : max ))
+  if [ "$lim" -lt 10 ]; then echo "== $name skipped: ${lim}s left" | tee -a "$OUT/summary.log"; return; fi
+  echo "== $name (limit ${lim}s) $(date -u +%FT%TZ)" | tee -a "$OUT/summary.log"
+  local s; s=$(date +%s)
+  timeout -k 5 "$lim" "$@" > "$OUT/$name.log" 2>&1
+  echo "== $name rc=$? in $(( $(date +%s) - s ))s" | tee -a "$OUT/summary.log"
+  tail -4 "$OUT/$name.log"
+}
+{ nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv; } > "$OUT/gpu.txt" 2>&1
+source .device/enter.sh 2>&1 | tee "$OUT/adapter.txt"
+cat "$OUT/gpu.txt" "$OUT/adapter.txt" >> "$OUT/summary.log"
+export PYTHONUNBUFFERED=1
+part model-shapes 90 node --import tsx bench/model.ts --bs 8 --steps 20 --out "$OUT/model-shapes.json"
+part peer-gpu 120 python3 bench/model_peer_gpu.py --out "$OUT/peer-gpu.json" --reps 20
+part train-default 180 node --import tsx model/train.ts --save_dir /tmp/run --nw 8
+part model-full 80 node --import tsx bench/model.ts --full --steps 3 --out "$OUT/model-full.json"
+part bench-kernels 400 node --import tsx bench/run.ts --full --reps 5 --out "$OUT/bench-full.json"
+# at most 8 files come back: everything in one archive, the summary beside it
+(cd "$OUT" && tar -czf /tmp/device-bench.tgz --exclude=summary.log . && find . -mindepth 1 ! -name summary.log -delete && mv /tmp/device-bench.tgz . && cp /tmp/run/*.png . 2>/dev/null; ls -la)
