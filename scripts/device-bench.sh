@@ -21,7 +21,9 @@ part() { # part NAME MAX_S CMD...: runs CMD with min(MAX_S, time left - 5) secon
   tail -4 "$OUT/$name.log"
 }
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv; } > "$OUT/gpu.txt" 2>&1
-source .device/enter.sh 2>&1 | tee "$OUT/adapter.txt"
+# not `source … | tee`: a pipeline runs the source in a subshell and its PATH/VK_DRIVER_FILES exports would be lost
+source .device/enter.sh > "$OUT/adapter.txt" 2>&1; cat "$OUT/adapter.txt"
+node --version >> "$OUT/adapter.txt" 2>&1; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}" >> "$OUT/adapter.txt"
 cat "$OUT/gpu.txt" "$OUT/adapter.txt" >> "$OUT/summary.log"
 export PYTHONUNBUFFERED=1
 part model-shapes 90 node --import tsx bench/model.ts --bs 8 --steps 20 --out "$OUT/model-shapes.json"
