@@ -88,10 +88,10 @@ export function roiAlign(x: Tensor, rois: Tensor, o: RoiAlignOpts): Tensor {
 
 // ---- multi-level RoI Align (torchvision MultiScaleRoIAlign) ------------------------------------------
 
-interface MultiAttrs { P: number; scales: number[]; samplingRatio: number; kMin: number; canonicalScale: number; canonicalLevel: number }
+interface MultiAttrs { P: number; scales: number[]; samplingRatio: number; kMin: number; canonicalScale: number; canonicalLevel: number; aligned: boolean }
 
 const mlParams = (feats: { shape: number[] }[], R: number, a: MultiAttrs) => ({
-  N: feats[0].shape[0], C: feats[0].shape[1], R, P: a.P, samplingRatio: a.samplingRatio, kMin: a.kMin, canonicalScale: a.canonicalScale, canonicalLevel: a.canonicalLevel,
+  N: feats[0].shape[0], C: feats[0].shape[1], R, P: a.P, samplingRatio: a.samplingRatio, kMin: a.kMin, canonicalScale: a.canonicalScale, canonicalLevel: a.canonicalLevel, aligned: a.aligned,
   levels: feats.map((f, l) => ({ H: f.shape[2], W: f.shape[3], scale: a.scales[l] })),
 });
 
@@ -114,7 +114,7 @@ const multiLevelOp: OpDef<MultiAttrs> = {
     const gs = fm.map((m, l) => {
       const [N, C, H, W] = m.shape;
       return alignGatherBackward(gc, rc, {
-        N, C, H, W, R: rois.shape[0], PH: a.P, PW: a.P, spatialScale: a.scales[l], samplingRatio: a.samplingRatio, aligned: false,
+        N, C, H, W, R: rois.shape[0], PH: a.P, PW: a.P, spatialScale: a.scales[l], samplingRatio: a.samplingRatio, aligned: a.aligned,
         levelOf: { level: l, levels: fm.length, kMin: a.kMin, canonicalScale: a.canonicalScale, canonicalLevel: a.canonicalLevel },
       });
     });
@@ -131,7 +131,8 @@ export const inferScale = (featSize: number, imageSize: number) => 2 ** Math.rou
  * scales[l], l = 0 ↔ k = kMin): each RoI is pooled from the level the LevelMapper assigns, in one
  * dispatch (no per-level host work). rois [R, 5] → [R, C, P, P]. aligned=false as torchvision.
  */
-export function multiScaleRoiAlign(feats: Tensor[], rois: Tensor, o: { outputSize: number; scales: number[]; samplingRatio?: number; kMin?: number; canonicalScale?: number; canonicalLevel?: number }): Tensor {
+/** aligned: false as torchvision's MultiScaleRoIAlign; true shifts by half a cell (Detectron2 ROIAlignV2). */
+export function multiScaleRoiAlign(feats: Tensor[], rois: Tensor, o: { outputSize: number; scales: number[]; samplingRatio?: number; kMin?: number; canonicalScale?: number; canonicalLevel?: number; aligned?: boolean }): Tensor {
   checkSamplingRatio('multiScaleRoiAlign', o.samplingRatio);
   feats.forEach((f) => checkFeatRois('multiScaleRoiAlign', f, rois));
   if (o.scales.length !== feats.length) throw new Error(`multiScaleRoiAlign: ${o.scales.length} scales for ${feats.length} levels`);
@@ -140,7 +141,7 @@ export function multiScaleRoiAlign(feats: Tensor[], rois: Tensor, o: { outputSiz
   }
   const kMin = o.kMin ?? -Math.round(Math.log2(o.scales[0]));
   return apply('multiScaleRoiAlign', multiLevelOp, [...feats, rois], {
-    P: o.outputSize, scales: o.scales, samplingRatio: o.samplingRatio ?? 2, kMin, canonicalScale: o.canonicalScale ?? 224, canonicalLevel: o.canonicalLevel ?? 4,
+    P: o.outputSize, scales: o.scales, samplingRatio: o.samplingRatio ?? 2, kMin, canonicalScale: o.canonicalScale ?? 224, canonicalLevel: o.canonicalLevel ?? 4, aligned: o.aligned ?? false,
   });
 }
 

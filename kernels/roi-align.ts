@@ -136,12 +136,13 @@ ${alignThreadMain(WG, CPT)}
 
 // ---- multi-level (FPN) RoI Align -------------------------------------------------------------------
 
-export interface MultiLevelParams { N: number; C: number; R: number; P: number; levels: { H: number; W: number; scale: number }[]; samplingRatio: number; kMin: number; canonicalScale: number; canonicalLevel: number }
+export interface MultiLevelParams { N: number; C: number; R: number; P: number; levels: { H: number; W: number; scale: number }[]; samplingRatio: number; kMin: number; canonicalScale: number; canonicalLevel: number; aligned: boolean }
 
 /**
  * torchvision MultiScaleRoIAlign in one dispatch: each thread maps its RoI to a level with the
  * LevelMapper (k = floor(k0 + log2(sqrt(area)/s0) + 1e-6) clamped to [kMin, kMin+L-1]) and reads
- * that level's buffer (aligned=false as torchvision's poolers). Bindings: f0..f{L-1}, rois, out.
+ * that level's buffer (aligned=false as torchvision's poolers; true is Detectron2's ROIAlignV2).
+ * Bindings: f0..f{L-1}, rois, out.
  * Threads are ordered channel-chunk outermost as the single-level kernels (lavapipe full bench:
  * 109-114 -> 89-95 ms against RoI outermost). The backward is one gather per level
  * (kernels/roi-align-bwd.ts).
@@ -163,7 +164,7 @@ export function multiLevelRoiAlignLaunch(p: MultiLevelParams): Launch {
   return {
     key: `roiAlignML:fwd:L${L}:sr${sr}`,
     build: () => ({
-      uniforms: [['hs', 'vec4u'], ['ws', 'vec4u'], ['scales', 'vec4f'], ['n', 'u32'], ['C', 'u32'], ['P', 'u32'], ['N', 'u32'], ['sr', 'i32'], ['kMin', 'f32'], ['s0', 'f32'], ['k0', 'f32'], ['R', 'u32']],
+      uniforms: [['hs', 'vec4u'], ['ws', 'vec4u'], ['scales', 'vec4f'], ['n', 'u32'], ['C', 'u32'], ['P', 'u32'], ['N', 'u32'], ['sr', 'i32'], ['kMin', 'f32'], ['s0', 'f32'], ['k0', 'f32'], ['R', 'u32'], ['aligned', 'u32']],
       code: `
 ${bind.join('\n')}
 ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
@@ -176,7 +177,7 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
   let k = clamp(floor(u.k0 + log2(sqrt(area) / u.s0) + 1e-6), u.kMin, u.kMin + ${L - 1}.0);
   let lvl = u32(k - u.kMin);
   let H = i32(u.hs[lvl]); let W = i32(u.ws[lvl]);
-  let geo = alignGeom(r, u.scales[lvl], u.sr, 0u, u.P, u.P);
+  let geo = alignGeom(r, u.scales[lvl], u.sr, u.aligned, u.P, u.P);
   let c0 = cb * ${CPT}u; let c1 = min(c0 + ${CPT}u, u.C);
   if (geo.b < 0 || geo.b >= i32(u.N)) {
     for (var c = c0; c < c1; c++) { out[${outIdx}] = 0.0; }
@@ -190,7 +191,7 @@ ${WG_LINEAR}${ALIGN_TAPS}${ALIGN_GEOM}
   }
 }`,
     }),
-    uniforms: [...lv.map((l) => l.H), ...lv.map((l) => l.W), ...lv.map((l) => l.scale), n, p.C, p.P, p.N, p.samplingRatio, p.kMin, p.canonicalScale, p.canonicalLevel, p.R],
+    uniforms: [...lv.map((l) => l.H), ...lv.map((l) => l.W), ...lv.map((l) => l.scale), n, p.C, p.P, p.N, p.samplingRatio, p.kMin, p.canonicalScale, p.canonicalLevel, p.R, p.aligned ? 1 : 0],
     grid: grid1d(cdiv(n, WG)),
   };
 }

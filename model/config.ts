@@ -43,9 +43,11 @@ export interface RpnConfig {
   smoothL1Beta: number;
 }
 
+/** RoI pooler of a head: aligned false = torchvision's MultiScaleRoIAlign; true = Detectron2's ROIAlignV2 (half-cell shift). */
 export interface BoxHeadConfig {
   poolSize: number;
   samplingRatio: number;
+  aligned: boolean;
   /** TwoMLPHead representation size (torchvision 1024). */
   representation: number;
   /** Convs before the MLP (0 = torchvision v1's TwoMLPHead; v2 uses 4 with norm). */
@@ -60,8 +62,8 @@ export interface BoxHeadConfig {
 }
 
 /** roisPerImage: training RoIs per image for the branch (0 = every positive, torchvision); fewer keeps the highest-objectness positives. */
-export interface MaskHeadConfig { poolSize: number; samplingRatio: number; convChannels: number[]; predictorChannels: number; targetRule: MaskTargetRule; norm: 'none' | 'group'; roisPerImage?: number }
-export interface KeypointHeadConfig { poolSize: number; samplingRatio: number; convChannels: number[]; numKeypoints: number; norm: 'none' | 'group'; roisPerImage?: number }
+export interface MaskHeadConfig { poolSize: number; samplingRatio: number; aligned: boolean; convChannels: number[]; predictorChannels: number; targetRule: MaskTargetRule; norm: 'none' | 'group'; roisPerImage?: number }
+export interface KeypointHeadConfig { poolSize: number; samplingRatio: number; aligned: boolean; convChannels: number[]; numKeypoints: number; norm: 'none' | 'group'; roisPerImage?: number }
 
 export interface ModelConfig {
   name: string;
@@ -100,11 +102,11 @@ export function maskrcnnResnet50Fpn(numClasses = 91): ModelConfig {
       scoreThresh: 0, minSizePx: 1e-3, smoothL1Beta: 1 / 9,
     },
     box: {
-      poolSize: 7, samplingRatio: 2, representation: 1024, convs: 0, fgIouThresh: 0.5, bgIouThresh: 0.5,
+      poolSize: 7, samplingRatio: 2, aligned: false, representation: 1024, convs: 0, fgIouThresh: 0.5, bgIouThresh: 0.5,
       batchSizePerImage: 512, positiveFraction: 0.25, regWeights: [10, 10, 5, 5],
       scoreThresh: 0.05, nmsThresh: 0.5, detectionsPerImage: 100, preNmsCandidates: 4096, smoothL1Beta: 1 / 9,
     },
-    mask: { poolSize: 14, samplingRatio: 2, convChannels: [256, 256, 256, 256], predictorChannels: 256, targetRule: 'soft', norm: 'none' },
+    mask: { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: [256, 256, 256, 256], predictorChannels: 256, targetRule: 'soft', norm: 'none' },
     keypoint: null,
     maxGtPerImage: 100,
     sampler: 'random',
@@ -119,7 +121,7 @@ export function keypointrcnnResnet50Fpn(): ModelConfig {
     ...c,
     name: 'keypointrcnn_resnet50_fpn',
     mask: null,
-    keypoint: { poolSize: 14, samplingRatio: 2, convChannels: Array(8).fill(512), numKeypoints: 17, norm: 'none' },
+    keypoint: { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: Array(8).fill(512), numKeypoints: 17, norm: 'none' },
     minSizePx: 800,
   };
 }
@@ -143,12 +145,12 @@ export function shapesSmall(numClasses = 5): ModelConfig {
       scoreThresh: 0, minSizePx: 1e-3, smoothL1Beta: 1 / 9,
     },
     box: {
-      poolSize: 7, samplingRatio: 2, representation: 256, convs: 0, fgIouThresh: 0.5, bgIouThresh: 0.5,
+      poolSize: 7, samplingRatio: 2, aligned: false, representation: 256, convs: 0, fgIouThresh: 0.5, bgIouThresh: 0.5,
       batchSizePerImage: 64, positiveFraction: 0.25, regWeights: [10, 10, 5, 5],
       scoreThresh: 0.05, nmsThresh: 0.5, detectionsPerImage: 20, preNmsCandidates: 1024, smoothL1Beta: 1 / 9,
     },
-    mask: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32], predictorChannels: 32, targetRule: 'threshold', norm: 'group', roisPerImage: 8 },
-    keypoint: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32, 32, 32], numKeypoints: 17, norm: 'group', roisPerImage: 4 },
+    mask: { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: [32, 32], predictorChannels: 32, targetRule: 'threshold', norm: 'group', roisPerImage: 8 },
+    keypoint: { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: [32, 32, 32, 32], numKeypoints: 17, norm: 'group', roisPerImage: 4 },
     maxGtPerImage: 8,
     sampler: 'random',
     minSizePx: 192, maxSizePx: 288,

@@ -31,7 +31,7 @@ export class KeypointHead extends E.Module {
     const P = this.cfg.poolSize;
     const widest = Math.max(...this.cfg.convChannels, feats[0].shape[1], this.cfg.numKeypoints * 16);
     return chunkedOverRois(rois, widest * P * P * 4, (r) => {
-      const x = multiScaleRoiAlign(feats.slice(0, 4), r, { outputSize: P, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
+      const x = multiScaleRoiAlign(feats.slice(0, 4), r, { outputSize: P, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio, aligned: this.cfg.aligned });
       const low = this.deconv.forward(this.convs.forward(x));
       // torchvision KeypointRCNNPredictor: interpolate(scale_factor=2, bilinear, align_corners=False)
       return upsampleBilinear(low, null, 2, false);

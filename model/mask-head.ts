@@ -100,7 +100,7 @@ export class MaskHead extends E.Module {
     const P = this.cfg.poolSize;
     const widest = Math.max(this.cfg.predictorChannels * 4, ...this.cfg.convChannels, this.logits.outChannels * 4, feats[0].shape[1]);
     return chunkedOverRois(rois, widest * P * P * 4, (r) => {
-      const x = multiScaleRoiAlign(feats.slice(0, 4), r, { outputSize: P, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
+      const x = multiScaleRoiAlign(feats.slice(0, 4), r, { outputSize: P, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio, aligned: this.cfg.aligned });
       const h = E.relu(this.deconv.forward(this.convs.forward(x)));
       return this.logits.forward(h);
     });

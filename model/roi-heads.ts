@@ -123,7 +123,7 @@ export class BoxHead extends E.Module {
   }
   /** feats P2..P5, rois [R, 5] → logits [R, K+1]; deltas [R, 4(K+1)]. */
   forward(feats: Tensor[], rois: Tensor): { logits: Tensor; deltas: Tensor } {
-    const x = multiScaleRoiAlign(feats.slice(0, 4), rois, { outputSize: this.cfg.poolSize, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio });
+    const x = multiScaleRoiAlign(feats.slice(0, 4), rois, { outputSize: this.cfg.poolSize, scales: POOL_SCALES, samplingRatio: this.cfg.samplingRatio, aligned: this.cfg.aligned });
     const R = rois.shape[0];
     const h6 = E.relu(this.fc6.forward(E.reshape(x, [R, x.size / Math.max(R, 1)]))); // torchvision flattens C, H, W
     const h7 = E.relu(this.fc7.forward(h6));

@@ -233,7 +233,7 @@ function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: nu
   if (f.net) c.backbone = { ...c.backbone, depth: Number(String(f.net).slice(3)) as ResNetDepth, blocks: small ? c.backbone.blocks : undefined };
   if (!f.masks || !hasMasks) c.mask = null;
   if (!f.keypoints || !numKeypoints) c.keypoint = null;
-  else if (!c.keypoint) c.keypoint = { poolSize: 14, samplingRatio: 2, convChannels: Array(8).fill(512), numKeypoints, norm: 'none' };
+  else if (!c.keypoint) c.keypoint = { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: Array(8).fill(512), numKeypoints, norm: 'none' };
   if (f.ls) { c.minSizePx = 800; c.maxSizePx = 1333; }
   if (f.size) {
     const [mn, mx] = (f.size as string[]).map(Number);

@@ -89,18 +89,20 @@ test('multiScaleRoiAlign backward: 4 levels of several tiles, 2 images, vs per-l
   const lv = refLevels(boxes, R, 4);
   assert.equal(new Set(lv).size, 4, 'every level has RoIs');
   const g = randArray(R * C * 49, 9);
-  const feats = shapes.map((s) => { const f = E.zeros(s); f.requiresGrad = true; return f; });
-  const rt = E.fromArray(boxes, [R, 5]);
-  const y = multiScaleRoiAlign(feats, rt, { outputSize: 7, scales });
-  E.backward(y, E.fromArray(g, y.shape));
-  for (let l = 0; l < 4; l++) {
-    const idx = lv.flatMap((v, i) => (v === l ? [i] : []));
-    const rl = new Float64Array(idx.length * 5), gl = new Float64Array(idx.length * C * 49);
-    idx.forEach((i, k) => { rl.set(boxes.subarray(i * 5, i * 5 + 5), k * 5); gl.set(g.subarray(i * C * 49, (i + 1) * C * 49), k * C * 49); });
-    const want = refRoiAlignBackward(gl, shapes[l], rl, idx.length, { PH: 7, PW: 7, spatialScale: scales[l], samplingRatio: 2, aligned: false });
-    assertClose(await E.toArray(feats[l].grad!), want, `multiScaleRoiAlign bwd level ${l}`, 1e-5, 1e-4);
+  for (const aligned of [false, true]) {
+    const feats = shapes.map((s) => { const f = E.zeros(s); f.requiresGrad = true; return f; });
+    const rt = E.fromArray(boxes, [R, 5]);
+    const y = multiScaleRoiAlign(feats, rt, { outputSize: 7, scales, aligned });
+    E.backward(y, E.fromArray(g, y.shape));
+    for (let l = 0; l < 4; l++) {
+      const idx = lv.flatMap((v, i) => (v === l ? [i] : []));
+      const rl = new Float64Array(idx.length * 5), gl = new Float64Array(idx.length * C * 49);
+      idx.forEach((i, k) => { rl.set(boxes.subarray(i * 5, i * 5 + 5), k * 5); gl.set(g.subarray(i * C * 49, (i + 1) * C * 49), k * C * 49); });
+      const want = refRoiAlignBackward(gl, shapes[l], rl, idx.length, { PH: 7, PW: 7, spatialScale: scales[l], samplingRatio: 2, aligned });
+      assertClose(await E.toArray(feats[l].grad!), want, `multiScaleRoiAlign bwd level ${l} aligned ${aligned}`, 1e-5, 1e-4);
+    }
+    [...feats, rt, y].forEach((t) => t.dispose());
   }
-  [...feats, rt, y].forEach((t) => t.dispose());
 });
 
 test.run();

@@ -129,19 +129,22 @@ test('multiScaleRoiAlign separable forward (samplingRatio 1..3) vs per-level flo
     const x1 = r() * 608 - 40, y1 = r() * 400 - 40;
     boxes.push(i === 5 ? -1 : i === 9 ? N : i % N, x1, y1, x1 + w, y1 + h);
   }
+  // the reference sees the f32 boxes the GPU gets (rounding a 600 px coordinate moves a tap by ~1e-5 px)
+  for (let i = 0; i < boxes.length; i++) boxes[i] = Math.fround(boxes[i]);
   const R = boxes.length / 5;
   const lv = refLevels(boxes, R, 4);
   assert.ok(new Set(lv).size === 4, `boxes cover all 4 levels (got ${[...new Set(lv)]})`);
   const xs = shapes.map((s, l) => randArray(s.reduce((a, b) => a * b, 1), 100 + l));
   const feats = shapes.map((s, l) => E.fromArray(xs[l], s));
   const rt = E.fromArray(boxes, [R, 5]);
-  for (const sr of [1, 2, 3]) {
+  // sr 0 = adaptive (the looped kernel); aligned = Detectron2's ROIAlignV2 half-cell shift
+  for (const aligned of [false, true]) for (const sr of [0, 1, 2, 3]) {
     const want = new Float64Array(R * C * 9);
     for (let i = 0; i < R; i++) {
-      want.set(refRoiAlign(xs[lv[i]], shapes[lv[i]], boxes.slice(5 * i, 5 * i + 5), 1, { PH: 3, PW: 3, spatialScale: scales[lv[i]], samplingRatio: sr, aligned: false }), i * C * 9);
+      want.set(refRoiAlign(xs[lv[i]], shapes[lv[i]], boxes.slice(5 * i, 5 * i + 5), 1, { PH: 3, PW: 3, spatialScale: scales[lv[i]], samplingRatio: sr, aligned }), i * C * 9);
     }
-    const y = multiScaleRoiAlign(feats, rt, { outputSize: 3, scales, samplingRatio: sr });
-    assertClose(await E.toArray(y), want, `multiScaleRoiAlign sr ${sr}`, 1e-5, 1e-4);
+    const y = multiScaleRoiAlign(feats, rt, { outputSize: 3, scales, samplingRatio: sr, aligned });
+    assertClose(await E.toArray(y), want, `multiScaleRoiAlign sr ${sr} aligned ${aligned}`, 1e-5, 1e-4);
     y.dispose();
   }
   [...feats, rt].forEach((t) => t.dispose());

@@ -19,7 +19,7 @@ function tinyCommon(name: string, numClasses: number, frozenBnEps: number, depth
       scoreThresh: 0, minSizePx: 1e-3, smoothL1Beta: 1 / 9,
     },
     box: {
-      poolSize: 7, samplingRatio: 2, representation: 64, convs: 0, fgIouThresh: 0.5, bgIouThresh: 0.5,
+      poolSize: 7, samplingRatio: 2, aligned: false, representation: 64, convs: 0, fgIouThresh: 0.5, bgIouThresh: 0.5,
       batchSizePerImage: 64, positiveFraction: 0.25, regWeights: [10, 10, 5, 5],
       // 50 proposals × (numClasses - 1) candidates: nothing truncated before the per-class NMS
       scoreThresh: 0.05, nmsThresh: 0.5, detectionsPerImage: 20, preNmsCandidates: 50 * (numClasses - 1), smoothL1Beta: 1 / 9,
@@ -36,7 +36,7 @@ function tinyCommon(name: string, numClasses: number, frozenBnEps: number, depth
 export function maskrcnnTiny(frozenBnEps: number): ModelConfig {
   return {
     ...tinyCommon('maskrcnn_tiny', 5, frozenBnEps, 50),
-    mask: { poolSize: 14, samplingRatio: 2, convChannels: [32, 32, 32, 32], predictorChannels: 32, targetRule: 'soft', norm: 'none' },
+    mask: { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: [32, 32, 32, 32], predictorChannels: 32, targetRule: 'soft', norm: 'none' },
   };
 }
 
@@ -44,6 +44,6 @@ export function maskrcnnTiny(frozenBnEps: number): ModelConfig {
 export function keypointrcnnTiny(frozenBnEps: number): ModelConfig {
   return {
     ...tinyCommon('keypointrcnn_tiny', 2, frozenBnEps, 18),
-    keypoint: { poolSize: 14, samplingRatio: 2, convChannels: Array(8).fill(32), numKeypoints: 17, norm: 'none' },
+    keypoint: { poolSize: 14, samplingRatio: 2, aligned: false, convChannels: Array(8).fill(32), numKeypoints: 17, norm: 'none' },
   };
 }
