@@ -21,10 +21,25 @@ part() { # part NAME MAX_S CMD...: runs CMD with min(MAX_S, time left - 5) secon
   tail -4 "$OUT/$name.log"
 }
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv; } > "$OUT/gpu.txt" 2>&1
+# The NVIDIA Vulkan ICD (libGLX_nvidia.so.0) returns no vkCreateInstance without libglvnd's libraries
+# (2026-11-29 run: "Could not get 'vkCreateInstance' via 'vk_icdGetInstanceProcAddr'", adapter NONE;
+# NVIDIA/nvidia-container-toolkit#1952, same driver line, was fixed by libegl1). Bring them as the
+# device README's loader recipe does: here, once, `(mkdir -p .device/gl && cd .device/gl && apt-get download
+# libglvnd0 libegl1 libgl1 libglx0 libopengl0 libgles2)`; there they are unpacked to / before enter.sh.
+{ uname -r; ldconfig -p | grep -E 'libvulkan|libEGL|libGLdispatch|libGLX' ; cat "${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}"; } >> "$OUT/gpu.txt" 2>&1
+if ls .device/gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q 'libEGL.so.1 '; then
+  for f in .device/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+fi
+f=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+[ -f "$f" ] && [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$f
 # not `source … | tee`: a pipeline runs the source in a subshell and its PATH/VK_DRIVER_FILES exports would be lost
 source .device/enter.sh > "$OUT/adapter.txt" 2>&1; cat "$OUT/adapter.txt"
 node --version >> "$OUT/adapter.txt" 2>&1; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}" >> "$OUT/adapter.txt"
 cat "$OUT/gpu.txt" "$OUT/adapter.txt" >> "$OUT/summary.log"
+if grep -q 'device adapter: NONE' "$OUT/adapter.txt"; then # the loader's own account of why, for the next try
+  VK_LOADER_DEBUG=error,warn,driver node -e "import('webgpu').then(async ({ create }) => { await create([]).requestAdapter(); process.exit(0); })" > "$OUT/vk-loader-debug.txt" 2>&1
+  tail -20 "$OUT/vk-loader-debug.txt"
+fi
 export PYTHONUNBUFFERED=1
 part model-shapes 90 node --import tsx bench/model.ts --bs 8 --steps 20 --out "$OUT/model-shapes.json"
 part peer-gpu 120 python3 bench/model_peer_gpu.py --out "$OUT/peer-gpu.json" --reps 20
