@@ -41,6 +41,7 @@ def timed(fn, warm, reps):
 
 def bench(tag, model, images, targets, batch, lr, warm, reps):
     dev = torch.device('cuda')
+    torch.cuda.reset_peak_memory_stats()
     model.to(dev)
     images, targets = to_dev(images, targets, dev)
     params = [p for p in model.parameters() if p.requires_grad]

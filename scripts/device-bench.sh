@@ -36,9 +36,20 @@ f=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 source .device/enter.sh > "$OUT/adapter.txt" 2>&1; cat "$OUT/adapter.txt"
 node --version >> "$OUT/adapter.txt" 2>&1; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}" >> "$OUT/adapter.txt"
 cat "$OUT/gpu.txt" "$OUT/adapter.txt" >> "$OUT/summary.log"
+probe() { node --input-type=module -e "const { create, globals } = await import('webgpu'); Object.assign(globalThis, globals); const a = await create([]).requestAdapter(); console.log(a ? 'adapter ' + a.info.vendor + ' ' + a.info.architecture + ' ' + a.info.description : 'NONE'); process.exit(0);" 2>&1 | grep -v '^Warning' | tail -1; }
+if grep -q 'device adapter: NONE' "$OUT/adapter.txt"; then
+  # other ICD manifests on the machine, then one naming the EGL flavour of the same driver
+  printf '{"file_format_version":"1.0.0","ICD":{"library_path":"libEGL_nvidia.so.0","api_version":"1.3.0"}}' > /tmp/nvidia_egl_icd.json
+  for icd in $(find /usr/local/nvidia /usr/share/vulkan /etc/vulkan -name '*.json' 2>/dev/null | grep -i icd) /tmp/nvidia_egl_icd.json; do
+    r=$(VK_DRIVER_FILES=$icd probe); echo "probe VK_DRIVER_FILES=$icd: $r" | tee -a "$OUT/adapter.txt"
+    case "$r" in adapter*) export VK_DRIVER_FILES=$icd; sed -i 's/device adapter: NONE/device adapter: found on retry/' "$OUT/adapter.txt"; break;; esac
+  done
+  cat "$OUT/adapter.txt" >> "$OUT/summary.log"
+fi
 if grep -q 'device adapter: NONE' "$OUT/adapter.txt"; then # the loader's own account of why, for the next try
   VK_LOADER_DEBUG=error,warn,driver node -e "import('webgpu').then(async ({ create }) => { await create([]).requestAdapter(); process.exit(0); })" > "$OUT/vk-loader-debug.txt" 2>&1
   tail -20 "$OUT/vk-loader-debug.txt"
+  echo "no WebGPU adapter: stopping here (device time is scarce)" | tee -a "$OUT/summary.log"; exit 3
 fi
 export PYTHONUNBUFFERED=1
 part model-shapes 90 node --import tsx bench/model.ts --bs 8 --steps 20 --out "$OUT/model-shapes.json"
