@@ -63,8 +63,70 @@ export function maxPoolLaunch(g: PoolGeom): Launch {
 const windowRange = (x: string, k: string, s: string, p: string, out: string, name: string) =>
   `let ${name}lo = max((${x} + ${p} - ${k} + ${s}) / ${s}, 0); let ${name}hi = min((${x} + ${p}) / ${s}, i32(${out}) - 1);`;
 
+/** Offsets [lo, hi] of the outputs whose window (start o·s − p, size k) can hold an input in s·m .. s·m+s−1, relative to m. */
+const blockSpan = (k: number, s: number, p: number): [number, number] => [Math.ceil((p - k + 1) / s), Math.floor((s - 1 + p) / s)];
+
+/** Whether maxPoolBackwardLaunch takes the blocked path (small unrolled tile; planes on grid z). */
+export function maxPoolBackwardBlocked(g: PoolGeom): boolean {
+  const [hlo, hhi] = blockSpan(g.kH, g.sH, g.pH);
+  const [wlo, whi] = blockSpan(g.kW, g.sW, g.pW);
+  return g.planes <= 65535 && g.sH * g.sW * (hhi - hlo + 1) * (whi - wlo + 1) <= 64;
+}
+
+/**
+ * Max pool backward, blocked gather: one thread per sH×sW block of inputs (rows sH·m ..), which
+ * only outputs m+lo .. m+hi (blockSpan, per axis) can cover; it loads their Arg/DY once and each
+ * input sums DY where Arg names it. Any output whose argmax is the input covers it, so checking
+ * that superset in ascending (oh, ow) order adds exactly the terms the per-pixel gather adds, in
+ * its order, plus +0.0s: bit-identical. Strides and spans are baked into the WGSL (and the key).
+ */
+function maxPoolBackwardBlockedLaunch(g: PoolGeom): Launch {
+  const [hlo, hhi] = blockSpan(g.kH, g.sH, g.pH);
+  const [wlo, whi] = blockSpan(g.kW, g.sW, g.pW);
+  const ohs = Array.from({ length: hhi - hlo + 1 }, (_, i) => i);
+  const ows = Array.from({ length: whi - wlo + 1 }, (_, i) => i);
+  const loads = [
+    ...ohs.map((a) => `let oh${a} = mh + ${hlo + a}; let vh${a} = oh${a} >= 0 && oh${a} < i32(u.Ho); let rh${a} = ob + u32(clamp(oh${a}, 0, i32(u.Ho) - 1)) * u.Wo;`),
+    ...ows.map((b) => `let ow${b} = mw + ${wlo + b}; let vw${b} = ow${b} >= 0 && ow${b} < i32(u.Wo); let cw${b} = u32(clamp(ow${b}, 0, i32(u.Wo) - 1));`),
+    ...ohs.flatMap((a) => ows.map((b) => `let g${a}_${b} = DY[rh${a} + cw${b}]; let x${a}_${b} = select(-1, Arg[rh${a} + cw${b}], vh${a} && vw${b});`)),
+  ].join('\n  ');
+  const pix = Array.from({ length: g.sH }, (_, dh) => Array.from({ length: g.sW }, (_, dw) => `{ let h = mh * ${g.sH} + ${dh}; let w = mw * ${g.sW} + ${dw};
+    if (h < i32(u.H) && w < i32(u.W)) {
+      let r = h * i32(u.W) + w;
+      var acc = 0.0;
+      ${ohs.flatMap((a) => ows.map((b) => `acc += select(0.0, g${a}_${b}, x${a}_${b} == r);`)).join(' ')}
+      DX[ib + u32(r)] = acc;
+    } }`).join('\n  ')).join('\n  ');
+  const WX = 8, WY = 8;
+  return {
+    key: `maxpool-bwd:blk:${g.kH}x${g.kW}:s${g.sH}x${g.sW}:p${g.pH}x${g.pW}`,
+    build: () => ({
+      uniforms: [['H', 'u32'], ['W', 'u32'], ['Ho', 'u32'], ['Wo', 'u32']],
+      code: `@group(0) @binding(0) var<storage, read> DY: array<f32>;
+@group(0) @binding(1) var<storage, read> Arg: array<i32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(${WX}, ${WY}) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let mw = i32(gid.x); let mh = i32(gid.y); let plane = gid.z;
+  if (mw * ${g.sW} >= i32(u.W) || mh * ${g.sH} >= i32(u.H)) { return; }
+  let ob = plane * u.Ho * u.Wo;
+  let ib = plane * u.H * u.W;
+  ${loads}
+  ${pix}
+}`,
+    }),
+    uniforms: [g.H, g.W, g.Ho, g.Wo],
+    grid: [cdiv(cdiv(g.W, g.sW), WX), cdiv(cdiv(g.H, g.sH), WY), g.planes],
+  };
+}
+
 /** Max pool backward (gather). Bindings: DY [planes,Ho,Wo], Arg, DX [planes,H,W]. */
 export function maxPoolBackwardLaunch(g: PoolGeom): Launch {
+  if (maxPoolBackwardBlocked(g)) return maxPoolBackwardBlockedLaunch(g);
+  return maxPoolBackwardGatherLaunch(g);
+}
+
+/** Max pool backward, one thread per input pixel (general; also the blocked path's test oracle). */
+export function maxPoolBackwardGatherLaunch(g: PoolGeom): Launch {
   const n = g.planes * g.H * g.W;
   return {
     key: 'maxpool-bwd',

@@ -5,6 +5,9 @@
 //             i1 = min(i0 + 1, in − 1), weights (1 − λ, λ).
 // Backward is the gather form: each input pixel loops over the few outputs that can read it
 // (a range from the inverse map, widened by 2, each re-checked exactly) — deterministic, no atomics.
+// Fast path, bilinear align_corners=false at exactly 2× per axis (the keypoint head's 28 → 56):
+// the scale is 0.5, so every source coordinate and λ (0, 0.25, 0.75) is exact in f32 and the
+// taps are known in closed form; a 2-D/3-D grid gives plane and pixel without integer division.
 import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
 
 export type ResampleMode = 'nearest' | 'bilinear' | 'bilinearAligned';
@@ -36,6 +39,12 @@ function inverseRange(mode: ResampleMode, x: string, sc: string, out: string, nm
  * Bindings: source, destination.
  */
 export function resampleLaunch(mode: ResampleMode, planes: number, H: number, W: number, Ho: number, Wo: number, backward: boolean): Launch {
+  if (isBilinear2x(mode, planes, H, W, Ho, Wo)) return backward ? bilinear2xBackward(planes, H, W) : bilinear2xForward(planes, H, W);
+  return resampleGeneralLaunch(mode, planes, H, W, Ho, Wo, backward);
+}
+
+/** Any mode and size, one thread per output (forward) or input (backward); the fast path's test oracle. */
+export function resampleGeneralLaunch(mode: ResampleMode, planes: number, H: number, W: number, Ho: number, Wo: number, backward: boolean): Launch {
   const n = planes * (backward ? H * W : Ho * Wo);
   const fwd = `let plane = i / (u.Ho * u.Wo);
   let r = i % (u.Ho * u.Wo);
@@ -83,6 +92,103 @@ ${WG_LINEAR}
     uniforms: [n, H, W, Ho, Wo, Math.fround(resampleScale(mode, H, Ho)), Math.fround(resampleScale(mode, W, Wo))],
     grid: grid1d(cdiv(n, WG)),
   };
+}
+
+/** Whether resampleLaunch takes the exact-2× bilinear fast path (planes go on grid z, <= 65535). */
+export function isBilinear2x(mode: ResampleMode, planes: number, H: number, W: number, Ho: number, Wo: number): boolean {
+  return mode === 'bilinear' && Ho === 2 * H && Wo === 2 * W && planes <= 65535 && H > 0 && W > 0;
+}
+
+const WG2: [number, number] = [8, 8];
+const head2x = (body: string) => `
+@group(0) @binding(0) var<storage, read> Src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Dst: array<f32>;
+@compute @workgroup_size(${WG2[0]}, ${WG2[1]}) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  ${body}
+}`;
+
+/**
+ * Forward at exactly 2×: thread (k, j), k in [0, H], j in [0, W], writes outputs rows {2k−1, 2k}
+ * × cols {2j−1, 2j} (those inside the output), which all read the same input rows
+ * rA = max(k−1, 0), rB = min(rA+1, H−1) and cols likewise. λ = 0.25 for the odd output, 0.75 for
+ * the even one except output 0 (source clamped to 0: λ = 0). Same expression as the general path.
+ */
+function bilinear2xForward(planes: number, H: number, W: number): Launch {
+  const out = (oh: string, hl: string, ow: string, wl: string) =>
+    `Dst[o + (${oh}) * Wo + ${ow}] = (1.0 - ${hl}) * ((1.0 - ${wl}) * a00 + ${wl} * a01) + ${hl} * ((1.0 - ${wl}) * a10 + ${wl} * a11);`;
+  const rowOut = (oh: string, hl: string) => `    if (j > 0u) { ${out(oh, hl, '2u * j - 1u', '0.25')} }
+    if (j < u.W) { ${out(oh, hl, '2u * j', 'mE')} }`;
+  const body = `let j = gid.x; let k = gid.y; let plane = gid.z;
+  if (j > u.W || k > u.H) { return; }
+  let rA = select(k - 1u, 0u, k == 0u); let rB = min(rA + 1u, u.H - 1u);
+  let cA = select(j - 1u, 0u, j == 0u); let cB = min(cA + 1u, u.W - 1u);
+  let b = plane * u.H * u.W;
+  let a00 = Src[b + rA * u.W + cA]; let a01 = Src[b + rA * u.W + cB];
+  let a10 = Src[b + rB * u.W + cA]; let a11 = Src[b + rB * u.W + cB];
+  let Wo = 2u * u.W;
+  let o = plane * 4u * u.H * u.W;
+  let lE = select(0.75, 0.0, k == 0u); let mE = select(0.75, 0.0, j == 0u);
+  // rows: odd output 2k−1 (λ 0.25) exists for k >= 1, even output 2k (λ lE) for k < H
+  if (k > 0u) {
+${rowOut('2u * k - 1u', '0.25')}
+  }
+  if (k < u.H) {
+${rowOut('2u * k', 'lE')}
+  }`;
+  return {
+    key: 'resample:bilinear:2x',
+    build: () => ({ uniforms: [['H', 'u32'], ['W', 'u32']], code: head2x(body) }),
+    uniforms: [H, W],
+    grid: [cdiv(W + 1, WG2[0]), cdiv(H + 1, WG2[1]), planes],
+  };
+}
+
+/**
+ * Backward at exactly 2×: input h is read by outputs 2h−1+t, t = 0..3, with weights 0.25, 0.75,
+ * 0.75, 0.25; at h = 0 output 0 (λ 0) gives it 1, at h = H−1 output 2H−1 (both taps on H−1) gives
+ * it 1; outputs outside [0, 2H) get weight 0 (their index clamped). Per axis, so the 2-D sum is
+ * Σ_t wr(t) · Σ_s wc(s) · dY[row t, col s].
+ */
+function bilinear2xBackward(planes: number, H: number, W: number): Launch {
+  const ROWS = ['r0', '2u * h', '2u * h + 1u', 'r3'];
+  const taps = (x: string, n: string, nm: string) => `let ${nm}w0 = select(0.25, 0.0, ${x} == 0u); let ${nm}w1 = select(0.75, 1.0, ${x} == 0u);
+  let ${nm}w2 = select(0.75, 1.0, ${x} + 1u == ${n}); let ${nm}w3 = select(0.25, 0.0, ${x} + 1u == ${n});
+  let ${nm}0 = select(2u * ${x} - 1u, 0u, ${x} == 0u); let ${nm}3 = min(2u * ${x} + 2u, 2u * ${n} - 1u);`;
+  const body = `let w = gid.x; let h = gid.y; let plane = gid.z;
+  if (w >= u.W || h >= u.H) { return; }
+  ${taps('h', 'u.H', 'r')}
+  ${taps('w', 'u.W', 'c')}
+  let Wo = 2u * u.W;
+  let b = plane * 4u * u.H * u.W;
+  let c1 = 2u * w; let c2 = c1 + 1u;
+  var acc = 0.0;
+${[0, 1, 2, 3].map((t) => `  { let p = b + (${ROWS[t]}) * Wo;
+    acc += rw${t} * (cw0 * Src[p + c0] + cw1 * Src[p + c1] + cw2 * Src[p + c2] + cw3 * Src[p + c3]); }`).join('\n')}
+  Dst[(plane * u.H + h) * u.W + w] = acc;`;
+  return {
+    key: 'resample:bilinear:2x:bwd',
+    build: () => ({ uniforms: [['H', 'u32'], ['W', 'u32']], code: head2x(body) }),
+    uniforms: [H, W],
+    grid: [cdiv(W, WG2[0]), cdiv(H, WG2[1]), planes],
+  };
+}
+
+/** Float64 adjoint of refResample: dX from dY [planes, Ho, Wo] (each output's taps scattered back). */
+export function refResampleBackward(mode: ResampleMode, dy: ArrayLike<number>, planes: number, H: number, W: number, Ho: number, Wo: number): Float64Array {
+  const dx = new Float64Array(planes * H * W);
+  const unit = new Float64Array(H * W);
+  // The map is linear and per plane: column (h, w) of it is refResample of a unit impulse.
+  for (let i = 0; i < H * W; i++) {
+    unit.fill(0);
+    unit[i] = 1;
+    const col = refResample(mode, unit, 1, H, W, Ho, Wo);
+    for (let p = 0; p < planes; p++) {
+      let s = 0;
+      for (let o = 0; o < Ho * Wo; o++) if (col[o] !== 0) s += col[o] * dy[p * Ho * Wo + o];
+      dx[p * H * W + i] = s;
+    }
+  }
+  return dx;
 }
 
 /** Float64 reference (the scale rounded to f32 as torch's float kernels; indices then follow exactly). */
