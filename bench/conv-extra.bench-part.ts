@@ -5,6 +5,10 @@ import { rand } from '../engine/ops-nn.ts';
 import { backward, full, sum, zeros } from '../engine/ops.ts';
 import { batchNorm, frozenBatchNorm, maxPool2d, upsampleBilinear, upsampleNearest } from '../engine/ops-norm.ts';
 import { Bottleneck } from '../engine/nn-conv.ts';
+import { run } from '../engine/ops.ts';
+import { empty } from '../engine/tensor.ts';
+import { resampleLaunch } from '../kernels/resample.ts';
+import { maxPoolBackwardLaunch, maxPoolLaunch, poolOutSize, type PoolGeom } from '../kernels/pool.ts';
 
 export function extraCases(size: 'small' | 'full'): BenchCase[] {
   const f = size === 'full' ? 4 : 1;
@@ -40,6 +44,25 @@ export function extraCases(size: 'small' | 'full'): BenchCase[] {
       const x = rand([size === 'full' ? 64 : 8, 17, 56, 56]).keep();
       return { rec: () => void upsampleBilinear(x, null, 2), ts: [x] };
     }),
+    // keypoint head: [R·17, 28, 28] logits → 56×56 (R = 32 RoIs at shapes_small batch 8)
+    ...[false, true].map((bwd) => {
+      const P = (size === 'full' ? 512 : 32) * 17;
+      return mk(`upsampleBilinear ×2 ${bwd ? 'bwd' : 'fwd'} (keypoint head)`, `[${P},28,28] ↔ 56x56`, P * (28 * 28 + 56 * 56) * 4, () => {
+        const src = rand(bwd ? [P, 56, 56] : [P, 28, 28]).keep(), dst = empty(bwd ? [P, 28, 28] : [P, 56, 56]).keep();
+        return { rec: () => run(resampleLaunch('bilinear', P, 28, 28, 56, 56, bwd), [src, dst]), ts: [src, dst] };
+      });
+    }),
+    // stem max pool 3x3/2 pad 1 backward: shapes_small batch 8 (16 channels, 144×216); full: ResNet-50 stem at 800×1216
+    (() => {
+      const [N, C, H, W] = size === 'full' ? [2, 64, 400, 608] : [8, 16, 144, 216];
+      const g: PoolGeom = { planes: N * C, H, W, Ho: poolOutSize(H, 3, 2, 1, false), Wo: poolOutSize(W, 3, 2, 1, false), kH: 3, kW: 3, sH: 2, sW: 2, pH: 1, pW: 1 };
+      return mk('maxPool2d 3x3/2 pad 1 bwd (stem)', `[${N},${C},${H},${W}] ← ${g.Ho}x${g.Wo}`, N * C * (g.Ho * g.Wo * 8 + H * W * 4), () => {
+        const x = rand([N, C, H, W]).keep(), y = empty([N, C, g.Ho, g.Wo]).keep(), arg = empty([N, C, g.Ho, g.Wo], 'i32').keep();
+        const dy = rand([N, C, g.Ho, g.Wo]).keep(), dx = empty([N, C, H, W]).keep();
+        run(maxPoolLaunch(g), [x, y, arg]);
+        return { rec: () => run(maxPoolBackwardLaunch(g), [dy, arg, dx]), ts: [x, y, arg, dy, dx] };
+      });
+    })(),
     {
       family: 'bottleneck', name: 'ResNet-50 layer1 bottleneck fwd+bwd (BN train)', shape: `[2,256,${50 * f},${76 * f}] 256→64→256`,
       flops: 3 * 2 * 2 * 50 * 76 * f * f * (256 * 64 + 64 * 64 * 9 + 64 * 256),
