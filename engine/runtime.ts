@@ -23,6 +23,24 @@ interface Pipeline {
   compileMs: number;
 }
 
+// dawn.node settles GPU promises (mapAsync, onSubmittedWorkDone) by re-posting setImmediate ticks
+// while one is pending: a busy loop on the main thread. On a software GPU (lavapipe on 2 cores) that
+// loop takes a core from the shader threads: a batch-8 shapes training step took 1577 ms waiting
+// that way and 1107 ms with the main thread asleep. So waits block in short sleeps (no CPU) and give
+// the event loop one turn between them, where dawn's tick runs and the promise can settle.
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+async function waitQuietly<T>(p: Promise<T>, sliceMs: number): Promise<T> {
+  if (sliceMs <= 0) return p;
+  let settled = false;
+  p.then(() => { settled = true; }, () => { settled = true; });
+  await new Promise((r) => setImmediate(r)); // a finished GPU costs no sleep
+  while (!settled) {
+    Atomics.wait(sleepCell, 0, 0, sliceMs);
+    await new Promise((r) => setImmediate(r));
+  }
+  return p;
+}
+
 const fieldSize = (t: UType) => (t.startsWith('vec4') ? 16 : 4);
 const wgslType = (t: UType) => (t === 'vec4u' ? 'vec4<u32>' : t === 'vec4i' ? 'vec4<i32>' : t === 'vec4f' ? 'vec4<f32>' : t);
 
@@ -62,6 +80,8 @@ export class Runtime {
   readonly stats: RuntimeStats = { dispatches: 0, submits: 0, hostSyncs: 0, pipelines: 0, compileMs: 0 };
   /** Dispatches per submit; tfjs uses 15, our steps issue thousands. */
   submitEvery = Number(process.env.MRCNN_SUBMIT_EVERY ?? 128);
+  /** Sleep slice of host waits (see waitQuietly); 0 = dawn's own polling loop. */
+  waitSliceMs = Number(process.env.MRCNN_WAIT_SLICE_MS ?? 1);
   private pipelines = new Map<string, Pipeline>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -293,7 +313,7 @@ export class Runtime {
     this.flush();
     this.stats.hostSyncs++;
     try {
-      await st.mapAsync(GPUMapMode.READ, 0, total);
+      await waitQuietly(st.mapAsync(GPUMapMode.READ, 0, total), this.waitSliceMs);
     } catch (e) {
       checkErrors(`reading back (last kernel ${this.lastLabel})`);
       throw new Error(`engine: readback of ${total} B failed: ${(e as Error).message}`);
@@ -312,7 +332,7 @@ export class Runtime {
   async sync(): Promise<void> {
     this.flush();
     this.stats.hostSyncs++;
-    await this.device.queue.onSubmittedWorkDone();
+    await waitQuietly(this.device.queue.onSubmittedWorkDone(), this.waitSliceMs);
     checkErrors(`waiting for the queue (last kernel ${this.lastLabel})`);
   }
 

@@ -146,14 +146,23 @@ async function main(): Promise<void> {
   let epochNow = loaderState.epoch, epochSteps = 0, epochLoss = 0, epochT0 = performance.now();
   log(`train: ${cfg.name} on ${dsName}: ${ds.loaded.trainIndices.length} images, batch ${bs}, ${maxIter} iterations, ${opt.kind} lr ${lr} wd ${weightDecay}, ${schedule === 'cosine' ? 'cosine decay' : `milestones [${milestones}]`}, save dir ${saveDir}`);
   try {
-    while (opt.iteration < maxIter && !stopRequested) {
+    // The next batch is fetched and uploaded while the GPU runs this step (uploads are queue-ordered
+    // after it), so the step boundary leaves the GPU idle only for the first submit's recording.
+    const fetchBatch = async () => {
       const tw = performance.now();
       const batch: Batch = await loader.next();
+      return { batch, waitMs: performance.now() - tw, gb: batchToGpu(batch, cfg) };
+    };
+    let next: Awaited<ReturnType<typeof fetchBatch>> | null = null;
+    while (opt.iteration < maxIter && !stopRequested) {
+      const { batch, waitMs: w, gb } = next ?? await fetchBatch();
       const t0 = performance.now();
-      waitMs += t0 - tw;
-      const gb = batchToGpu(batch, cfg);
+      next = null;
+      waitMs += w;
       const out = trainStep(model, opt, gb);
-      const [vals] = await E.toArrays([out.values]); // the step's one batched readback (logged scalars)
+      const read = E.toArrays([out.values]); // the step's one batched readback (logged scalars)
+      if (opt.iteration < maxIter && !stopRequested) next = await fetchBatch();
+      const [vals] = await read;
       out.values.dispose();
       disposeGpuBatch(gb);
       const dt = performance.now() - t0;
@@ -170,7 +179,7 @@ async function main(): Promise<void> {
       const bad = out.names.find((n, i) => !Number.isFinite(vals[i]));
       if (bad) throw new Error(`train: non-finite ${bad} = ${rec[bad]} at iteration ${it}, images ${batch.imageIds.join(', ')}; stopping (the last checkpoint in ${saveDir} is the last good state)`);
       const lrNow = E.lrAt(opt.schedule, it - 1);
-      appendFileSync(jsonl, JSON.stringify({ iter: it, epoch: batch.epoch, lr: lrNow, ...rec, stepMs: +dt.toFixed(1), waitMs: +(t0 - tw).toFixed(1) }) + '\n');
+      appendFileSync(jsonl, JSON.stringify({ iter: it, epoch: batch.epoch, lr: lrNow, ...rec, stepMs: +dt.toFixed(1), waitMs: +w.toFixed(1) }) + '\n');
       for (const [k, v] of Object.entries(rec)) { if (!curves.has(k)) curves.set(k, []); curves.get(k)!.push([it, v]); tb?.scalar(`train/${k}`, v, it); }
       tb?.scalar('train/lr', lrNow, it);
       const ips = (steps * bs) / (stepMs / 1000);
@@ -183,6 +192,7 @@ async function main(): Promise<void> {
       if (Number(f.ckpt_every) > 0 && it % Number(f.ckpt_every) === 0) await save('schedule');
       if (Number(f.eval_every) > 0 && it % Number(f.eval_every) === 0 && it < maxIter) await runEval(it);
     }
+    if (next) disposeGpuBatch(next.gb); // fetched before a Ctrl-C stop
     if (tty) process.stdout.write('\n');
     await save(stopRequested ? 'interrupted' : 'end');
   } catch (e) {
