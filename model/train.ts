@@ -261,7 +261,7 @@ function modelConfig(f: Record<string, unknown>, ds: DatasetName, numClasses: nu
  */
 export const RECIPES = {
   torchvision: { bs: 4, epochs: 10, warmupIters: 100, schedule: 'step', optimizer: 'sgd', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 : 1e-4) * bs / 16 },
-  shapes: { bs: 8, epochs: 14, warmupIters: 50, schedule: 'step', optimizer: 'adamw', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 * bs / 4 : 1.5e-3 * bs / 8) },
+  shapes: { bs: 8, epochs: 20, warmupIters: 50, schedule: 'step', optimizer: 'adamw', lr: (kind: OptimizerKind, bs: number) => (kind === 'sgd' ? 0.02 * bs / 4 : 1.5e-3 * bs / 8) },
 } as const satisfies Record<string, { bs: number; epochs: number; warmupIters: number; schedule: 'step' | 'cosine'; optimizer: OptimizerKind; lr: (kind: OptimizerKind, bs: number) => number }>;
 
 /** Fails before training starts, not at the first checkpoint. */

@@ -156,16 +156,18 @@ test('multiScaleRoiAlign gradient: GPU vs central differences on per-level refer
   const boxes = [0, 3, 4, 20, 30, 0, 10, 5, 60, 62, 0, 1, 2, 47, 63, 0, 5, 5, 9, 11, 0, 0, 0, 48, 64];
   const R = 5;
   const lv = refLevels(boxes, R, 4);
-  const ref = (xs: Float64Array[]) => {
-    const out = new Float64Array(R * 2 * 4);
-    for (let i = 0; i < R; i++) {
-      const y = refRoiAlign(xs[lv[i]], shapes[lv[i]], boxes.slice(5 * i, 5 * i + 5), 1, { PH: 2, PW: 2, spatialScale: scales[lv[i]], samplingRatio: 2, aligned: false });
-      out.set(y, i * 8);
-    }
-    return out;
-  };
-  await checkOp('multiScaleRoiAlign', [...shapes.map((s) => ({ shape: s })), { shape: [R, 5], data: Float64Array.from(boxes), grad: false }],
-    (ts) => multiScaleRoiAlign(ts.slice(0, 4), ts[4], { outputSize: 2, scales }), ref);
+  for (const aligned of [false, true]) {
+    const ref = (xs: Float64Array[]) => {
+      const out = new Float64Array(R * 2 * 4);
+      for (let i = 0; i < R; i++) {
+        const y = refRoiAlign(xs[lv[i]], shapes[lv[i]], boxes.slice(5 * i, 5 * i + 5), 1, { PH: 2, PW: 2, spatialScale: scales[lv[i]], samplingRatio: 2, aligned });
+        out.set(y, i * 8);
+      }
+      return out;
+    };
+    await checkOp(`multiScaleRoiAlign aligned=${aligned}`, [...shapes.map((s) => ({ shape: s })), { shape: [R, 5], data: Float64Array.from(boxes), grad: false }],
+      (ts) => multiScaleRoiAlign(ts.slice(0, 4), ts[4], { outputSize: 2, scales, aligned }), ref);
+  }
 });
 
 test('roiAlign / multiScaleRoiAlign: a non-integer samplingRatio is an error naming the op', () => {
