@@ -1,11 +1,12 @@
 // Detection ops over tensors: RoI Align / multi-level RoI Align / RoI Pool / RoI crop
-// (differentiable into features), argsort / top-k, NMS, box ops, anchors, matcher and sampler.
+// (differentiable into features), argsort / top-k, NMS, anchors, mask paste; box ops, matcher and
+// sampler are in ops-match.ts (re-exported here).
 // Everything stays on the GPU: counts (NMS kept, compaction) are i32 tensors, never host numbers,
 // so none of these ops moves runtime().stats.hostSyncs. Semantics: torchvision 0.14
 // (../shared/reference/torchvision-mask-rcnn.md §1.2, §1.6) and the seed (seed-mask-rcnn-pytorch.md §3).
 import { apply, type OpDef } from './autograd.ts';
 import { empty, fromArray, Tensor } from './tensor.ts';
-import { assignInto, full, run, zeros } from './ops.ts';
+import { full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch } from '../kernels/roi.ts';
@@ -13,21 +14,12 @@ import { multiLevelRoiAlignLaunch, roiAlignLaunch, type RoiAlignParams } from '.
 import { alignGatherBwdLaunch, alignTileListsLaunch, alignTileListWords, type AlignBwdParams } from '../kernels/roi-align-bwd.ts';
 import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortPasses, sortPruneLaunch, sortRunsPasses } from '../kernels/sort.ts';
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
-import {
-  anchorGridLaunch, boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch,
-  pyFasterBaseAnchors, smallMaskLaunch, torchvisionBaseAnchors,
-} from '../kernels/boxes.ts';
+import { anchorGridLaunch, pyFasterBaseAnchors, torchvisionBaseAnchors } from '../kernels/boxes.ts';
 import { pasteLaunch, pasteSetupLaunch, pasteWordsPerRow } from '../kernels/paste.ts';
-import { samplerPickLaunch } from '../kernels/sampler.ts';
+import { checkBoxes, contiguousAt0 as c, disposeCopy as done } from './ops-match.ts';
 
-// Kernels index whole buffers from element 0, so inputs must be contiguous at offset 0.
-function c(t: Tensor): Tensor {
-  if (t.isContiguous && t.offset === 0) return t;
-  const o = empty(t.shape, t.dtype, 'detect.contiguous');
-  assignInto(o, t);
-  return o;
-}
-const done = (t: Tensor, orig: Tensor) => t !== orig && t.dispose();
+// box ops, matcher, sampler and compaction live in ops-match.ts
+export * from './ops-match.ts';
 
 function checkFeatRois(op: string, x: Tensor, rois: Tensor): void {
   if (x.rank !== 4 || x.dtype !== 'f32') throw new Error(`${op}: features must be f32 [N, C, H, W], got ${x.dtype} [${x.shape}]`);
@@ -369,85 +361,6 @@ export function splitKeepByImage(r: NmsResult, imageOf: Tensor, numImages: numbe
   return { keep, count };
 }
 
-// ---- box ops ------------------------------------------------------------------------------------------
-
-function checkBoxes(op: string, b: Tensor): void {
-  if (b.rank !== 2 || b.shape[1] !== 4 || b.dtype !== 'f32') throw new Error(`${op}: boxes must be f32 [N, 4], got ${b.dtype} [${b.shape}]`);
-}
-
-/** torchvision box_iou: a [N, 4], b [M, 4] → [N, M]. */
-export function boxIou(a: Tensor, b: Tensor): Tensor {
-  checkBoxes('boxIou', a); checkBoxes('boxIou', b);
-  const ac = c(a), bc = c(b);
-  const out = empty([a.shape[0], b.shape[0]], 'f32', 'boxIou');
-  run(boxIouLaunch(a.shape[0], b.shape[0]), [ac, bc, out]);
-  done(ac, a); done(bc, b);
-  return out;
-}
-
-export type BoxWeights = [number, number, number, number];
-export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
-
-/** BoxCoder.encode_single: regression targets of gt [N, 4] w.r.t. proposals [N, 4] → [N, 4]. */
-export function encodeBoxes(gt: Tensor, proposals: Tensor, weights: BoxWeights = [1, 1, 1, 1]): Tensor {
-  checkBoxes('encodeBoxes', gt); checkBoxes('encodeBoxes', proposals);
-  const g = c(gt), p = c(proposals);
-  const out = empty(gt.shape, 'f32', 'encodeBoxes');
-  run(encodeLaunch(gt.shape[0], weights), [g, p, out]);
-  done(g, gt); done(p, proposals);
-  return out;
-}
-
-/** BoxCoder.decode_single: codes [N, 4K] applied to boxes [N, 4] → [N, 4K]; dw, dh clamped at clip. */
-export function decodeBoxes(codes: Tensor, boxes: Tensor, weights: BoxWeights = [1, 1, 1, 1], clip = BBOX_XFORM_CLIP): Tensor {
-  checkBoxes('decodeBoxes', boxes);
-  if (codes.rank !== 2 || codes.shape[0] !== boxes.shape[0] || codes.shape[1] % 4) throw new Error(`decodeBoxes: codes [${codes.shape}] must be [${boxes.shape[0]}, 4K]`);
-  const cc = c(codes), b = c(boxes);
-  const out = empty(codes.shape, 'f32', 'decodeBoxes');
-  run(decodeLaunch(boxes.shape[0], codes.shape[1] / 4, weights, clip), [cc, b, out]);
-  done(cc, codes); done(b, boxes);
-  return out;
-}
-
-/** clip_boxes_to_image: boxes [N, 4] into [0, W] × [0, H]. */
-export function clipBoxes(boxes: Tensor, imageSize: [number, number]): Tensor {
-  checkBoxes('clipBoxes', boxes);
-  const b = c(boxes);
-  const out = empty(boxes.shape, 'f32', 'clipBoxes');
-  run(clipLaunch(boxes.shape[0], imageSize[0], imageSize[1]), [b, out]);
-  done(b, boxes);
-  return out;
-}
-
-/** remove_small_boxes as a mask: i32 [N], 1 where w >= minSize and h >= minSize. */
-export function smallBoxesMask(boxes: Tensor, minSize: number): Tensor {
-  checkBoxes('smallBoxesMask', boxes);
-  const b = c(boxes);
-  const out = empty([boxes.shape[0]], 'i32', 'smallBoxesMask');
-  run(smallMaskLaunch(boxes.shape[0], minSize), [b, out]);
-  done(b, boxes);
-  return out;
-}
-
-/** Stream compaction: mask i32 [N] → indices i32 [N] (set positions in order, then -1) and count i32 [1]. */
-export function compact(mask: Tensor): { indices: Tensor; count: Tensor } {
-  if (mask.rank !== 1 || mask.dtype !== 'i32') throw new Error(`compact: mask must be i32 [N], got ${mask.dtype} [${mask.shape}]`);
-  const m = c(mask);
-  const indices = empty([mask.shape[0]], 'i32', 'compact.indices');
-  const count = zeros([1], 'i32');
-  if (mask.shape[0] > 0) run(compactLaunch(mask.shape[0]), [m, indices, count]);
-  done(m, mask);
-  return { indices, count };
-}
-
-/** remove_small_boxes: indices of boxes with both sides >= minSize, compacted, and their count. */
-export function removeSmallBoxes(boxes: Tensor, minSize: number): { indices: Tensor; count: Tensor } {
-  const m = smallBoxesMask(boxes, minSize);
-  const r = compact(m);
-  m.dispose();
-  return r;
-}
-
 // ---- anchors --------------------------------------------------------------------------------------------
 
 function anchorLevels(base: number[][], featSizes: [number, number][], strides: [number, number][]): Tensor {
@@ -476,54 +389,6 @@ export function anchorsTorchvision(imageSize: [number, number], featSizes: [numb
 /** The seed's py-faster-rcnn anchors on one feature map of stride featStride: [H·W·A, 4]. */
 export function anchorsPyFaster(featSize: [number, number], featStride = 16, baseSize = 16, ratios = [0.5, 1, 2], scales = [8, 16, 32]): Tensor {
   return anchorLevels([pyFasterBaseAnchors(baseSize, ratios, scales)], [featSize], [[featStride, featStride]]);
-}
-
-// ---- matcher and sampler ---------------------------------------------------------------------------------
-
-/**
- * torchvision Matcher on iou [M gt, N pred]: matches i32 [N] (gt index, -1 below low, -2 between)
- * and labels i32 [N] (1 fg, 0 bg, -1 ignore). No gt (M = 0): everything is background. A row of
- * IoUs all -1 is a padding GT (fixed-capacity targets): it makes no low-quality match.
- */
-export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQualityMatches?: boolean }): { matches: Tensor; labels: Tensor } {
-  if (iou.rank !== 2 || iou.dtype !== 'f32') throw new Error(`matcher: iou must be f32 [M, N], got ${iou.dtype} [${iou.shape}]`);
-  if (o.low > o.high) throw new Error(`matcher: low ${o.low} > high ${o.high}`);
-  const [M, N] = iou.shape;
-  if (M === 0) return { matches: full([N], -1, 'i32'), labels: zeros([N], 'i32') };
-  const q = c(iou);
-  const vals = empty([N], 'f32', 'matcher.vals');
-  const args = empty([N], 'i32', 'matcher.args');
-  const best = empty([M], 'f32', 'matcher.best');
-  const matches = empty([N], 'i32', 'matcher.matches');
-  const labels = empty([N], 'i32', 'matcher.labels');
-  if (N > 0) {
-    run(matchColMaxLaunch(M, N), [q, vals, args]);
-    run(matchRowMaxLaunch(M, N), [q, best]);
-    run(matchFinalLaunch(M, N, o.high, o.low, o.allowLowQualityMatches ?? false), [q, vals, args, best, matches, labels]);
-  }
-  [vals, args, best].forEach((t) => t.dispose());
-  done(q, iou);
-  return { matches, labels };
-}
-
-/**
- * BalancedPositiveNegativeSampler for one image: labels i32 [N] (>= 1 fg, 0 bg, < 0 ignored) →
- * pos/neg masks i32 [N] with min(#fg, ⌊batch·fraction⌋) positives and min(#bg, batch - #pos)
- * negatives, chosen uniformly by a seeded GPU RNG (the first ones in descending order of random
- * keys, ties by index); mode 'firstK' takes the first ones by index instead (parity tests). One
- * dispatch: a radix select in one workgroup (kernels/sampler.ts samplerPickLaunch), the same masks as
- * an index-stable argsort of the keys (the tests keep that path as the reference).
- */
-export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number; mode?: 'random' | 'firstK' }): { pos: Tensor; neg: Tensor } {
-  if (labels.rank !== 1 || labels.dtype !== 'i32') throw new Error(`sampler: labels must be i32 [N], got ${labels.dtype} [${labels.shape}]`);
-  const N = labels.shape[0];
-  const pos = empty([N], 'i32', 'sampler.pos');
-  const neg = empty([N], 'i32', 'sampler.neg');
-  if (N === 0) return { pos, neg };
-  const l = c(labels);
-  run(samplerPickLaunch(N, o.batchSizePerImage, o.positiveFraction, o.seed, (o.mode ?? 'random') === 'random'), [l, pos, neg]);
-  done(l, labels);
-  return { pos, neg };
 }
 
 export const detectOps = {
