@@ -4,7 +4,7 @@
 // CPU) for NMS, tf.topk for top-k. Napkin bytes: RoI Align moves at least its output (plus
 // the sampled input footprint, which caches); NMS/top-k rows are latency-bound.
 import * as E from '../engine/index.ts';
-import { boxIou, multiScaleRoiAlign, nms, pasteMasks, roiAlign, sampler, topk } from '../engine/ops-detect.ts';
+import { boxIou, compact, matcher, multiScaleRoiAlign, nms, pasteMasks, roiAlign, sampler, topk } from '../engine/ops-detect.ts';
 import { mulberry32 } from '../kernels/common.ts';
 import type { BenchCase, Tf } from './harness.ts';
 import type { BenchSize } from './run.ts';
@@ -220,6 +220,47 @@ function samplerCase(N: number, pPos: number, pIgn: number, batch: number, what:
   };
 }
 
+/**
+ * Training-target chain of a batch of B images, batched ops (one dispatch each for all images)
+ * beside the per-image loop the model ran before: boxIou of G GT (a quarter of them padding) with
+ * N shared anchors (RPN) or with each image's N proposals + its G GT (box head), padding rows set
+ * to -1, matcher, sampler (one seed per image), and for the box head the compaction of the sampled
+ * rows. On lavapipe the loop's cost is mostly per-dispatch overhead. Bytes: the IoU matrix written
+ * and read once.
+ */
+function targetsCase(what: 'RPN' | 'box head', B: number, G: number, N: number, form: 'batched' | 'loop'): BenchCase {
+  const rpn = what === 'RPN';
+  const Nc = rpn ? N : N + G; // box head: proposals + appended GT
+  const r = mulberry32(B * 1000 + N);
+  const boxes = (n: number) => Float32Array.from(proposals(n, Math.floor(r() * 1e9), 8, 200).filter((_, i) => i % 5 !== 0));
+  return {
+    family: 'detect',
+    name: `${what} targets ${form === 'batched' ? 'batched' : 'per-image loop'} (iou, matcher, sampler${rpn ? '' : ', compact'})`,
+    shape: `B ${B}, ${G} GT × ${Nc} ${rpn ? 'shared anchors' : 'proposals+GT'}`,
+    bytes: 2 * B * G * Nc * F,
+    setup: () => {
+      const gt = E.fromArray(boxes(B * G), [B, G, 4]);
+      const valid = E.fromArray(Float32Array.from({ length: B * G }, (_, i) => (i % G < (3 * G) / 4 ? 1 : 0)), [B, G, 1]);
+      const cand = rpn ? E.fromArray(boxes(N), [N, 4]) : E.fromArray(boxes(B * Nc), [B, Nc, 4]);
+      const o = rpn ? { high: 0.7, low: 0.3, allowLowQualityMatches: true } : { high: 0.5, low: 0.5, allowLowQualityMatches: false };
+      const so = rpn ? { batchSizePerImage: 256, positiveFraction: 0.5 } : { batchSizePerImage: 64, positiveFraction: 0.25 };
+      const one = (g: E.Tensor, v: E.Tensor, c: E.Tensor, seed: number | number[]) => {
+        const m = matcher(E.where(v, boxIou(g, c), E.full([], -1)), o);
+        const s = sampler(m.labels, { ...so, seed });
+        if (!rpn) compact(E.add(s.pos, s.neg));
+      };
+      const row = (t: E.Tensor, b: number) => E.reshape(E.narrow(t, 0, b, 1), t.shape.slice(1));
+      let step = 0;
+      const record = () => E.tidy(() => {
+        step++;
+        if (form === 'batched') one(gt, valid, cand, Array.from({ length: B }, (_, b) => step * 31 + b));
+        else for (let b = 0; b < B; b++) one(row(gt, b), row(valid, b), rpn ? cand : row(cand, b), step * 31 + b);
+      });
+      return { record, dispose: keepAll([gt, valid, cand]) };
+    },
+  };
+}
+
 export function cases(size: BenchSize): BenchCase[] {
   const full = size === 'full';
   const [R, C] = full ? [512, 256] : [256, 64];
@@ -263,6 +304,8 @@ export function cases(size: BenchSize): BenchCase[] {
     pasteCase(100, 28, 480, 640),
     samplerCase(14000, 0.005, 0.1, 256, 'RPN'),
     samplerCase(160, 0.3, 0, 128, 'box head'),
+    // shapes_small at batch 8: ~14k anchors, maxGtPerImage 8, 150 post-NMS proposals per image
+    ...(['loop', 'batched'] as const).flatMap((form) => [targetsCase('RPN', 8, 8, 14000, form), targetsCase('box head', 8, 8, 150, form)]),
   ];
   return out;
 }

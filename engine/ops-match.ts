@@ -5,7 +5,7 @@
 import { empty, Tensor } from './tensor.ts';
 import { assignInto, full, run, zeros } from './ops.ts';
 import { boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch, smallMaskLaunch } from '../kernels/boxes.ts';
-import { samplerPickLaunch } from '../kernels/sampler.ts';
+import { MAX_SAMPLER_ROWS, samplerPickLaunch } from '../kernels/sampler.ts';
 
 /** Kernels index whole buffers from element 0, so inputs must be contiguous at offset 0. */
 export function contiguousAt0(t: Tensor): Tensor {
@@ -25,12 +25,26 @@ export function checkBoxes(op: string, b: Tensor): void {
   if (b.rank !== 2 || b.shape[1] !== 4 || b.dtype !== 'f32') throw new Error(`${op}: boxes must be f32 [N, 4], got ${b.dtype} [${b.shape}]`);
 }
 
-/** torchvision box_iou: a [N, 4], b [M, 4] → [N, M]. */
+/** f32 boxes [N, 4] or, batched, [B, N, 4]; returns B (0 when unbatched). */
+function boxesBatch(op: string, b: Tensor): number {
+  if ((b.rank !== 2 && b.rank !== 3) || b.shape[b.rank - 1] !== 4 || b.dtype !== 'f32') throw new Error(`${op}: boxes must be f32 [N, 4] or [B, N, 4], got ${b.dtype} [${b.shape}]`);
+  return b.rank === 3 ? b.shape[0] : 0;
+}
+
+/**
+ * torchvision box_iou: a [N, 4], b [M, 4] → [N, M]. Batched in one dispatch: a [B, N, 4] and/or
+ * b [B, M, 4] → [B, N, M]; an operand of rank 2 is shared by every batch entry (RPN anchors).
+ */
 export function boxIou(a: Tensor, b: Tensor): Tensor {
-  checkBoxes('boxIou', a); checkBoxes('boxIou', b);
+  const Ba = boxesBatch('boxIou', a), Bb = boxesBatch('boxIou', b);
+  if (Ba && Bb && Ba !== Bb) throw new Error(`boxIou: batch sizes differ, a [${a.shape}] vs b [${b.shape}]`);
+  const batched = a.rank === 3 || b.rank === 3;
+  const B = batched ? Math.max(Ba, Bb) : 1;
+  const N = a.shape[a.rank - 2], M = b.shape[b.rank - 2];
+  const out = empty(batched ? [B, N, M] : [N, M], 'f32', 'boxIou');
+  if (out.size === 0) return out;
   const ac = c(a), bc = c(b);
-  const out = empty([a.shape[0], b.shape[0]], 'f32', 'boxIou');
-  run(boxIouLaunch(a.shape[0], b.shape[0]), [ac, bc, out]);
+  run(boxIouLaunch(N, M, B, a.rank === 2, b.rank === 2), [ac, bc, out]);
   done(ac, a); done(bc, b);
   return out;
 }
@@ -38,12 +52,20 @@ export function boxIou(a: Tensor, b: Tensor): Tensor {
 export type BoxWeights = [number, number, number, number];
 export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
 
-/** BoxCoder.encode_single: regression targets of gt [N, 4] w.r.t. proposals [N, 4] → [N, 4]. */
+/**
+ * BoxCoder.encode_single: regression targets of gt [N, 4] w.r.t. proposals [N, 4] → [N, 4]. Also
+ * gt [B, N, 4] with proposals [B, N, 4], or with proposals [N, 4] shared by every batch entry
+ * (RPN anchors) → [B, N, 4].
+ */
 export function encodeBoxes(gt: Tensor, proposals: Tensor, weights: BoxWeights = [1, 1, 1, 1]): Tensor {
-  checkBoxes('encodeBoxes', gt); checkBoxes('encodeBoxes', proposals);
-  const g = c(gt), p = c(proposals);
+  boxesBatch('encodeBoxes', gt); boxesBatch('encodeBoxes', proposals);
+  const shared = gt.rank === 3 && proposals.rank === 2;
+  const want = shared ? gt.shape.slice(1) : gt.shape;
+  if (proposals.shape.join() !== want.join()) throw new Error(`encodeBoxes: proposals [${proposals.shape}] must be [${want}] for gt [${gt.shape}]`);
   const out = empty(gt.shape, 'f32', 'encodeBoxes');
-  run(encodeLaunch(gt.shape[0], weights), [g, p, out]);
+  if (out.size === 0) return out;
+  const g = c(gt), p = c(proposals);
+  run(encodeLaunch(gt.size / 4, weights, proposals.size / 4), [g, p, out]);
   done(g, gt); done(p, proposals);
   return out;
 }
@@ -79,13 +101,18 @@ export function smallBoxesMask(boxes: Tensor, minSize: number): Tensor {
   return out;
 }
 
-/** Stream compaction: mask i32 [N] → indices i32 [N] (set positions in order, then -1) and count i32 [1]. */
+/**
+ * Stream compaction: mask i32 [N] → indices i32 [N] (set positions in order, then -1) and count
+ * i32 [1]. Per row of mask [B, N] in one dispatch: indices [B, N] (positions within the row), count [B].
+ */
 export function compact(mask: Tensor): { indices: Tensor; count: Tensor } {
-  if (mask.rank !== 1 || mask.dtype !== 'i32') throw new Error(`compact: mask must be i32 [N], got ${mask.dtype} [${mask.shape}]`);
+  if ((mask.rank !== 1 && mask.rank !== 2) || mask.dtype !== 'i32') throw new Error(`compact: mask must be i32 [N] or [B, N], got ${mask.dtype} [${mask.shape}]`);
+  const N = mask.shape[mask.rank - 1], B = mask.rank === 2 ? mask.shape[0] : 1;
+  if (B > 65535) throw new Error(`compact: mask [${mask.shape}] has ${B} rows > 65535 (one workgroup per row)`);
   const m = c(mask);
-  const indices = empty([mask.shape[0]], 'i32', 'compact.indices');
-  const count = zeros([1], 'i32');
-  if (mask.shape[0] > 0) run(compactLaunch(mask.shape[0]), [m, indices, count]);
+  const indices = empty(mask.shape, 'i32', 'compact.indices');
+  const count = zeros(mask.rank === 2 ? [B] : [1], 'i32');
+  if (N > 0 && B > 0) run(compactLaunch(N, B), [m, indices, count]);
   done(m, mask);
   return { indices, count };
 }
@@ -97,28 +124,32 @@ export function removeSmallBoxes(boxes: Tensor, minSize: number): { indices: Ten
   m.dispose();
   return r;
 }
+
 // ---- matcher and sampler ---------------------------------------------------------------------------------
 
 /**
  * torchvision Matcher on iou [M gt, N pred]: matches i32 [N] (gt index, -1 below low, -2 between)
  * and labels i32 [N] (1 fg, 0 bg, -1 ignore). No gt (M = 0): everything is background. A row of
- * IoUs all -1 is a padding GT (fixed-capacity targets): it makes no low-quality match.
+ * IoUs all -1 is a padding GT (fixed-capacity targets): it makes no low-quality match. Batched:
+ * iou [B, M, N] → matches, labels [B, N], each image matched on its own, in the same 3 dispatches.
  */
 export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQualityMatches?: boolean }): { matches: Tensor; labels: Tensor } {
-  if (iou.rank !== 2 || iou.dtype !== 'f32') throw new Error(`matcher: iou must be f32 [M, N], got ${iou.dtype} [${iou.shape}]`);
+  if ((iou.rank !== 2 && iou.rank !== 3) || iou.dtype !== 'f32') throw new Error(`matcher: iou must be f32 [M, N] or [B, M, N], got ${iou.dtype} [${iou.shape}]`);
   if (o.low > o.high) throw new Error(`matcher: low ${o.low} > high ${o.high}`);
-  const [M, N] = iou.shape;
-  if (M === 0) return { matches: full([N], -1, 'i32'), labels: zeros([N], 'i32') };
+  const [M, N] = iou.shape.slice(-2);
+  const lead = iou.shape.slice(0, -2);
+  const B = lead.length ? lead[0] : 1;
+  if (M === 0) return { matches: full([...lead, N], -1, 'i32'), labels: zeros([...lead, N], 'i32') };
+  const vals = empty([B * N], 'f32', 'matcher.vals');
+  const args = empty([B * N], 'i32', 'matcher.args');
+  const best = empty([B * M], 'f32', 'matcher.best');
+  const matches = empty([...lead, N], 'i32', 'matcher.matches');
+  const labels = empty([...lead, N], 'i32', 'matcher.labels');
   const q = c(iou);
-  const vals = empty([N], 'f32', 'matcher.vals');
-  const args = empty([N], 'i32', 'matcher.args');
-  const best = empty([M], 'f32', 'matcher.best');
-  const matches = empty([N], 'i32', 'matcher.matches');
-  const labels = empty([N], 'i32', 'matcher.labels');
-  if (N > 0) {
-    run(matchColMaxLaunch(M, N), [q, vals, args]);
-    run(matchRowMaxLaunch(M, N), [q, best]);
-    run(matchFinalLaunch(M, N, o.high, o.low, o.allowLowQualityMatches ?? false), [q, vals, args, best, matches, labels]);
+  if (N > 0 && B > 0) {
+    run(matchColMaxLaunch(M, N, B), [q, vals, args]);
+    run(matchRowMaxLaunch(M, N, B), [q, best]);
+    run(matchFinalLaunch(M, N, o.high, o.low, o.allowLowQualityMatches ?? false, B), [q, vals, args, best, matches, labels]);
   }
   [vals, args, best].forEach((t) => t.dispose());
   done(q, iou);
@@ -132,13 +163,20 @@ export function matcher(iou: Tensor, o: { high: number; low: number; allowLowQua
  * keys, ties by index); mode 'firstK' takes the first ones by index instead (parity tests). One
  * dispatch: a radix select in one workgroup (kernels/sampler.ts samplerPickLaunch), the same masks as
  * an index-stable argsort of the keys (the tests keep that path as the reference).
+ * Batched: labels [B, N] with seed an array of B seeds → pos/neg [B, N] in one dispatch (one
+ * workgroup per image); row b is bit-identical to the 1-D sampler on that row with seed[b].
  */
-export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number; mode?: 'random' | 'firstK' }): { pos: Tensor; neg: Tensor } {
-  if (labels.rank !== 1 || labels.dtype !== 'i32') throw new Error(`sampler: labels must be i32 [N], got ${labels.dtype} [${labels.shape}]`);
-  const N = labels.shape[0];
-  const pos = empty([N], 'i32', 'sampler.pos');
-  const neg = empty([N], 'i32', 'sampler.neg');
-  if (N === 0) return { pos, neg };
+export function sampler(labels: Tensor, o: { batchSizePerImage: number; positiveFraction: number; seed: number | readonly number[]; mode?: 'random' | 'firstK' }): { pos: Tensor; neg: Tensor } {
+  if ((labels.rank !== 1 && labels.rank !== 2) || labels.dtype !== 'i32') throw new Error(`sampler: labels must be i32 [N] or [B, N], got ${labels.dtype} [${labels.shape}]`);
+  const batched = labels.rank === 2;
+  if (batched !== Array.isArray(o.seed) || (batched && (o.seed as readonly number[]).length !== labels.shape[0])) {
+    throw new Error(`sampler: labels [${labels.shape}] need ${batched ? `an array of ${labels.shape[0]} seeds (one per image)` : 'one seed number'}, got ${Array.isArray(o.seed) ? `${(o.seed as readonly number[]).length} seeds` : 'a number'}`);
+  }
+  if (batched && labels.shape[0] > MAX_SAMPLER_ROWS) throw new Error(`sampler: labels [${labels.shape}] has ${labels.shape[0]} images > ${MAX_SAMPLER_ROWS} per dispatch`);
+  const N = labels.shape[labels.rank - 1];
+  const pos = empty(labels.shape, 'i32', 'sampler.pos');
+  const neg = empty(labels.shape, 'i32', 'sampler.neg');
+  if (N === 0 || labels.size === 0) return { pos, neg };
   const l = c(labels);
   run(samplerPickLaunch(N, o.batchSizePerImage, o.positiveFraction, o.seed, (o.mode ?? 'random') === 'random'), [l, pos, neg]);
   done(l, labels);

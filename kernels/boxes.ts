@@ -22,30 +22,38 @@ ${WG_LINEAR}${extra}
   grid: grid1d(cdiv(n, WG)),
 });
 
-/** iou [N, M] of a [N,4] and b [M,4] (torchvision box_iou: no +1). Bindings: a, b, iou. */
-export function boxIouLaunch(N: number, M: number): Launch {
+/**
+ * iou [B, N, M] of a [B, N, 4] and b [B, M, 4] (torchvision box_iou: no +1), B = 1 for plain
+ * [N, M]; aShared / bShared: that operand is one [N|M, 4] used by every batch entry.
+ * Bindings: a, b, iou.
+ */
+export function boxIouLaunch(N: number, M: number, B = 1, aShared = false, bShared = false): Launch {
   return lin(`
   let r = i / u.M; let c = i % u.M;
-  let p = a[r]; let q = b[c];
+  let bi = r / u.N;
+  let p = a[bi * u.aRows + r % u.N]; let q = b[bi * u.bRows + c];
   let w = max(min(p.z, q.z) - max(p.x, q.x), 0.0);
   let h = max(min(p.w, q.w) - max(p.y, q.y), 0.0);
   let inter = w * h;
   iou[i] = inter / ((p.z - p.x) * (p.w - p.y) + (q.z - q.x) * (q.w - q.y) - inter);`,
   `@group(0) @binding(0) var<storage, read> a: array<vec4f>;
 @group(0) @binding(1) var<storage, read> b: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> iou: array<f32>;`, [['M', 'u32']], 'box:iou', [M], N * M);
+@group(0) @binding(2) var<storage, read_write> iou: array<f32>;`, [['M', 'u32'], ['N', 'u32'], ['aRows', 'u32'], ['bRows', 'u32']], 'box:iou', [M, N, aShared ? 0 : N, bShared ? 0 : M], B * N * M);
 }
 
-/** BoxCoder.encode_single(gt, proposals) → deltas [N,4]. Bindings: gt, prop, out. */
-export function encodeLaunch(N: number, weights: number[]): Launch {
+/**
+ * BoxCoder.encode_single(gt, proposals) → deltas [N,4]; propRows < N repeats the proposals (row
+ * i uses i % propRows: shared anchors of a batch). Bindings: gt, prop, out.
+ */
+export function encodeLaunch(N: number, weights: number[], propRows = N): Launch {
   return lin(`
-  let g = gt[i]; let p = prop[i];
+  let g = gt[i]; let p = prop[i % u.pn];
   let ew = p.z - p.x; let eh = p.w - p.y; let ex = p.x + 0.5 * ew; let ey = p.y + 0.5 * eh;
   let gw = g.z - g.x; let gh = g.w - g.y; let gx = g.x + 0.5 * gw; let gy = g.y + 0.5 * gh;
   out[i] = vec4f(u.wts.x * (gx - ex) / ew, u.wts.y * (gy - ey) / eh, u.wts.z * log(gw / ew), u.wts.w * log(gh / eh));`,
   `@group(0) @binding(0) var<storage, read> gt: array<vec4f>;
 @group(0) @binding(1) var<storage, read> prop: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> out: array<vec4f>;`, [['wts', 'vec4f']], 'box:encode', weights, N);
+@group(0) @binding(2) var<storage, read_write> out: array<vec4f>;`, [['pn', 'u32'], ['wts', 'vec4f']], 'box:encode', [propRows, ...weights], N);
 }
 
 /**
@@ -80,11 +88,13 @@ export function smallMaskLaunch(N: number, minSize: number): Launch {
 }
 
 /**
- * Stream compaction in one workgroup: idx[0..count) = positions i with mask[i] != 0 in order,
- * idx[count..N) = -1, count[0] = count. Each thread scans a contiguous range; a workgroup scan of
- * the per-thread counts gives each range its output offset. Bindings: mask, idx, count.
+ * Stream compaction of each row of mask [B, N] in one workgroup per row: idx[b, 0..count) =
+ * positions i with mask[b, i] != 0 in order, idx[b, count..N) = -1, count[b] = count. Each thread
+ * scans a contiguous range; a workgroup scan of the per-thread counts gives each range its output
+ * offset. Bindings: mask, idx, count.
  */
-export function compactLaunch(N: number): Launch {
+export function compactLaunch(N: number, B = 1): Launch {
+  if (B > 65535) throw new Error(`compactLaunch: ${B} rows > 65535 workgroups`);
   return {
     key: 'box:compact',
     build: () => ({
@@ -94,24 +104,25 @@ export function compactLaunch(N: number): Launch {
 @group(0) @binding(1) var<storage, read_write> idx: array<i32>;
 @group(0) @binding(2) var<storage, read_write> count: array<i32>;
 var<workgroup> sums: array<u32, ${WG}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x * u.n;
   let per = (u.n + ${WG - 1}u) / ${WG}u;
   let s = lid * per; let e = min(s + per, u.n);
   var c = 0u;
-  for (var i = s; i < e; i++) { if (mask[i] != 0) { c++; } }
+  for (var i = s; i < e; i++) { if (mask[row + i] != 0) { c++; } }
   sums[lid] = c;
   workgroupBarrier();
   // Hillis-Steele inclusive scan
   ${workgroupScanWgsl(WG)}
   var o = sums[lid] - c;
-  for (var i = s; i < e; i++) { if (mask[i] != 0) { idx[o] = i32(i); o++; } }
+  for (var i = s; i < e; i++) { if (mask[row + i] != 0) { idx[row + o] = i32(i); o++; } }
   let total = sums[${WG - 1}u];
-  for (var i = total + lid; i < u.n; i += ${WG}u) { idx[i] = -1; }
-  if (lid == 0u) { count[0] = i32(total); }
+  for (var i = total + lid; i < u.n; i += ${WG}u) { idx[row + i] = -1; }
+  if (lid == 0u) { count[wid.x] = i32(total); }
 }`,
     }),
     uniforms: [N],
-    grid: [1],
+    grid: [B],
   };
 }
 
@@ -130,29 +141,33 @@ export function anchorGridLaunch(Hf: number, Wf: number, A: number, strideH: num
 
 // ---- matcher ------------------------------------------------------------------------------------
 
-/** Per prediction n: best gt (first max over m) of iou [M, N]. Bindings: iou, vals, arg. */
-export function matchColMaxLaunch(M: number, N: number): Launch {
+/** Per prediction (b, n): best gt (first max over m) of iou [B, M, N] → vals, args [B, N]. Bindings: iou, vals, arg. */
+export function matchColMaxLaunch(M: number, N: number, B = 1): Launch {
   return lin(`
-  var best = iou[i]; var arg = 0u;
-  for (var m = 1u; m < u.M; m++) { let v = iou[m * u.n + i]; if (v > best) { best = v; arg = m; } }
+  let at = (i / u.N) * u.M * u.N + i % u.N;
+  var best = iou[at]; var arg = 0u;
+  for (var m = 1u; m < u.M; m++) { let v = iou[at + m * u.N]; if (v > best) { best = v; arg = m; } }
   vals[i] = best; args[i] = i32(arg);`,
   `@group(0) @binding(0) var<storage, read> iou: array<f32>;
 @group(0) @binding(1) var<storage, read_write> vals: array<f32>;
-@group(0) @binding(2) var<storage, read_write> args: array<i32>;`, [['M', 'u32']], 'match:col', [M], N);
+@group(0) @binding(2) var<storage, read_write> args: array<i32>;`, [['M', 'u32'], ['N', 'u32']], 'match:col', [M, N], B * N);
 }
 
-/** Per gt m: highest IoU over all predictions (one workgroup per gt). Bindings: iou, best. */
-export function matchRowMaxLaunch(M: number, N: number): Launch {
+/** Per gt row (b, m) of iou [B, M, N]: highest IoU over all predictions (one workgroup per row) → best [B, M]. Bindings: iou, best. */
+export function matchRowMaxLaunch(M: number, N: number, B = 1): Launch {
   return {
     key: 'match:row',
     build: () => ({
-      uniforms: [['N', 'u32']],
+      uniforms: [['N', 'u32'], ['rows', 'u32']],
       code: `
 @group(0) @binding(0) var<storage, read> iou: array<f32>;
 @group(0) @binding(1) var<storage, read_write> best: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let m = wid.x;
+${WG_LINEAR}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let m = wgLinear(wid, nwg);
+  // grid1d may round the grid up: whole workgroups past the last row leave (uniform per workgroup)
+  if (m >= u.rows) { return; }
   var v = -3.402823466e38;
   for (var n = lid; n < u.N; n += ${WG}u) { v = max(v, iou[m * u.N + n]); }
   red[lid] = v;
@@ -164,24 +179,26 @@ var<workgroup> red: array<f32, ${WG}>;
   if (lid == 0u) { best[m] = red[0]; }
 }`,
     }),
-    uniforms: [N],
-    grid: [M],
+    uniforms: [N, B * M],
+    grid: grid1d(B * M),
   };
 }
 
 /**
  * Matcher thresholds (< low: -1, [low, high): -2, >= high: gt index) and, if allowLow, the
  * low-quality rule: a prediction tied at some gt's highest IoU keeps its best gt. labels: 1 for
- * matched, 0 for -1, -1 for -2 (torchvision RPN/RoI heads). Bindings: iou, vals, args, best, matches, labels.
+ * matched, 0 for -1, -1 for -2 (torchvision RPN/RoI heads). iou [B, M, N], best [B, M]; vals,
+ * args, matches, labels [B, N]. Bindings: iou, vals, args, best, matches, labels.
  */
-export function matchFinalLaunch(M: number, N: number, high: number, low: number, allowLow: boolean): Launch {
+export function matchFinalLaunch(M: number, N: number, high: number, low: number, allowLow: boolean, B = 1): Launch {
   return lin(`
+  let bm = (i / u.N) * u.M; let j = i % u.N;
   let v = vals[i];
   var m = args[i];
   if (v < u.low) { m = -1; } else if (v < u.high) { m = -2; }
   if (u.allowLow != 0u && m < 0) {
     // best[g] < 0 marks a padding GT row (callers fill its IoUs with -1): it matches nothing
-    for (var g = 0u; g < u.M; g++) { if (best[g] >= 0.0 && iou[g * u.n + i] == best[g]) { m = args[i]; break; } }
+    for (var g = 0u; g < u.M; g++) { let bg = best[bm + g]; if (bg >= 0.0 && iou[(bm + g) * u.N + j] == bg) { m = args[i]; break; } }
   }
   matches[i] = m;
   labels[i] = select(select(-1, 0, m == -1), 1, m >= 0);`,
@@ -190,7 +207,7 @@ export function matchFinalLaunch(M: number, N: number, high: number, low: number
 @group(0) @binding(2) var<storage, read> args: array<i32>;
 @group(0) @binding(3) var<storage, read> best: array<f32>;
 @group(0) @binding(4) var<storage, read_write> matches: array<i32>;
-@group(0) @binding(5) var<storage, read_write> labels: array<i32>;`, [['M', 'u32'], ['high', 'f32'], ['low', 'f32'], ['allowLow', 'u32']], 'match:final', [M, high, low, allowLow ? 1 : 0], N);
+@group(0) @binding(5) var<storage, read_write> labels: array<i32>;`, [['M', 'u32'], ['N', 'u32'], ['high', 'f32'], ['low', 'f32'], ['allowLow', 'u32']], 'match:final', [M, N, high, low, allowLow ? 1 : 0], B * N);
 }
 
 // ---- float64 references -----------------------------------------------------------------------
@@ -283,7 +300,10 @@ export function refAnchorGrid(base: number[], Hf: number, Wf: number, strideH: n
   return out;
 }
 
-/** torchvision Matcher on iou [M, N]: matches (-1 below low, -2 between) and labels (1/0/-1). */
+/**
+ * torchvision Matcher on iou [M, N]: matches (-1 below low, -2 between) and labels (1/0/-1). A
+ * row whose best IoU is negative is a padding GT (matchFinalLaunch): no low-quality match from it.
+ */
 export function refMatcher(iou: ArrayLike<number>, M: number, N: number, high: number, low: number, allowLow: boolean): { matches: Int32Array; labels: Int32Array } {
   const matches = new Int32Array(N), labels = new Int32Array(N);
   const best = Array.from({ length: M }, (_, m) => Math.max(...Array.from({ length: N }, (_, n) => iou[m * N + n])));
@@ -291,7 +311,7 @@ export function refMatcher(iou: ArrayLike<number>, M: number, N: number, high: n
     let v = -Infinity, arg = 0;
     for (let m = 0; m < M; m++) if (iou[m * N + n] > v) { v = iou[m * N + n]; arg = m; }
     let r = v < low ? -1 : v < high ? -2 : arg;
-    if (allowLow && r < 0) for (let m = 0; m < M; m++) if (iou[m * N + n] === best[m]) { r = arg; break; }
+    if (allowLow && r < 0) for (let m = 0; m < M; m++) if (best[m] >= 0 && iou[m * N + n] === best[m]) { r = arg; break; }
     matches[n] = r;
     labels[n] = r >= 0 ? 1 : r === -1 ? 0 : -1;
   }

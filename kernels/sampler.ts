@@ -6,6 +6,8 @@
 import { type Launch, cdiv, grid1d, WG_LINEAR } from './common.ts';
 
 const WG = 256;
+/** Rows of one batched pick: seeds are uniform fields (64 vec4u = 1 KiB), and grid.x <= 65535. */
+export const MAX_SAMPLER_ROWS = 256;
 
 const PCG = `
 fn pcg(v: u32) -> u32 {
@@ -104,14 +106,22 @@ var<workgroup> cn: array<u32, ${WG}>;
  * (then r = 0). Ties at T go by index: each thread counts ties in a contiguous chunk, a scan gives
  * its first rank, and the same chunk walk writes pos/neg for every element.
  * source 'keys' reads f32 keys (the tests' hand-made ties) instead of computing samplerKey.
+ * Batched: labels [B, N] with seeds[b] per row, one workgroup per row; element i of a row hashes
+ * its index i within the row, so row b picks exactly what the 1-D launch with seed seeds[b] picks.
+ * Seeds travel as ceil(B / 4) vec4u uniform fields (the slot count is in the pipeline key).
  * Bindings: labels, [keys,] pos, neg.
  */
-export function samplerPickLaunch(N: number, batchPerImage: number, positiveFraction: number, seed: number, random: boolean, source: 'hash' | 'keys' = 'hash'): Launch {
+export function samplerPickLaunch(N: number, batchPerImage: number, positiveFraction: number, seed: number | readonly number[], random: boolean, source: 'hash' | 'keys' = 'hash'): Launch {
   const fromKeys = source === 'keys';
+  const seeds = typeof seed === 'number' ? [seed] : seed;
+  const B = seeds.length;
+  if (B < 1 || B > MAX_SAMPLER_ROWS) throw new Error(`samplerPickLaunch: ${B} rows (seeds) outside [1, ${MAX_SAMPLER_ROWS}]`);
+  const slots = Math.ceil(B / 4);
+  const seedWords = Array.from({ length: slots * 4 }, (_, k) => (k < B ? seeds[k] >>> 0 : 0));
   return {
-    key: `sampler:pick:${source}`,
+    key: `sampler:pick:${source}:${slots}`,
     build: () => ({
-      uniforms: [['n', 'u32'], ['maxPos', 'u32'], ['batch', 'u32'], ['seed', 'u32'], ['random', 'u32']],
+      uniforms: [['n', 'u32'], ['maxPos', 'u32'], ['batch', 'u32'], ['random', 'u32'], ...Array.from({ length: slots }, (_, k) => [`seeds${k}`, 'vec4u'] as [string, 'vec4u'])],
       code: `
 @group(0) @binding(0) var<storage, read> labels: array<i32>;
 ${fromKeys ? '@group(0) @binding(1) var<storage, read> keys: array<f32>;' : ''}
@@ -123,8 +133,8 @@ var<workgroup> sums: array<vec2u, ${WG}>;
 var<workgroup> pre: array<u32, 2>;
 var<workgroup> rem: array<u32, 2>;
 var<workgroup> live: array<u32, 2>;
-fn rankOf(l: i32, i: u32, hs: u32) -> u32 {
-  let k = ${fromKeys ? 'keys[i]' : 'samplerKey(l, i, hs, u.random)'};
+fn rankOf(l: i32, i: u32, hs: u32, row: u32) -> u32 {
+  let k = ${fromKeys ? 'keys[row + i]' : 'samplerKey(l, i, hs, u.random)'};
   return 0x7fffffu - (bitcast<u32>(k) & 0x7fffffu);
 }
 // inclusive Hillis-Steele scan of sums (pos, neg) over the workgroup
@@ -137,8 +147,10 @@ fn scan(lid: u32) {
     workgroupBarrier();
   }
 }
-@compute @workgroup_size(${WG}) fn main(@builtin(local_invocation_index) lid: u32) {
-  let hs = pcg(u.seed);
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x * u.n;
+  var seeds = array<vec4u, ${slots}>(${Array.from({ length: slots }, (_, k) => `u.seeds${k}`).join(', ')});
+  let hs = pcg(seeds[wid.x / 4u][wid.x % 4u]);
   atomicStore(&hist[lid], 0u); atomicStore(&hist[${WG}u + lid], 0u);
   if (lid < 2u) { pre[lid] = 0u; rem[lid] = 0u; live[lid] = 1u; }
   workgroupBarrier();
@@ -150,11 +162,11 @@ fn scan(lid: u32) {
     let hi = pf >> vec2u(sh + 8u);
     if (any(lv != vec2u(0u))) {
       for (var i = lid; i < u.n; i += ${WG}u) {
-        let l = labels[i];
+        let l = labels[row + i];
         if (l >= 0) {
           let c = select(1u, 0u, l >= 1);
           if (lv[c] != 0u) {
-            let v = rankOf(l, i, hs);
+            let v = rankOf(l, i, hs, row);
             if ((v >> (sh + 8u)) == hi[c]) { atomicAdd(&hist[c * ${WG}u + ((v >> sh) & 255u)], 1u); }
           }
         }
@@ -196,10 +208,10 @@ fn scan(lid: u32) {
   var t = vec2u(0u);
   if (any(R != vec2u(0u))) {
     for (var i = lo; i < hi; i++) {
-      let l = labels[i];
+      let l = labels[row + i];
       if (l >= 0) {
         let c = select(1u, 0u, l >= 1);
-        if (R[c] != 0u && rankOf(l, i, hs) == T[c]) { t[c] += 1u; }
+        if (R[c] != 0u && rankOf(l, i, hs, row) == T[c]) { t[c] += 1u; }
       }
     }
   }
@@ -208,22 +220,22 @@ fn scan(lid: u32) {
   scan(lid);
   var rank = sums[lid] - t;
   for (var i = lo; i < hi; i++) {
-    let l = labels[i];
+    let l = labels[row + i];
     var p = 0; var q = 0;
     if (l >= 0) {
       let c = select(1u, 0u, l >= 1);
-      let v = rankOf(l, i, hs);
+      let v = rankOf(l, i, hs, row);
       let take = v < T[c] || (v == T[c] && rank[c] < R[c]);
       if (v == T[c]) { rank[c] += 1u; }
       p = select(0, 1, take && c == 0u);
       q = select(0, 1, take && c == 1u);
     }
-    pos[i] = p; neg[i] = q;
+    pos[row + i] = p; neg[row + i] = q;
   }
 }`,
     }),
-    uniforms: [N, Math.floor(batchPerImage * positiveFraction), batchPerImage, seed >>> 0, random ? 1 : 0],
-    grid: [1],
+    uniforms: [N, Math.floor(batchPerImage * positiveFraction), batchPerImage, random ? 1 : 0, ...seedWords],
+    grid: [B],
   };
 }
 
