@@ -6,7 +6,7 @@
 import * as E from '../engine/index.ts';
 import { batchedNms, boxIou, compact, decodeBoxes, encodeBoxes, matcher, multiScaleRoiAlign, sampler, smallBoxesMask, topk } from '../engine/ops-detect.ts';
 import { initParam } from './init.ts';
-import { clipPerImage, samplerSeed, type Proposals } from './rpn.ts';
+import { clipPerImage, samplerSeed, targetsPath, type Proposals } from './rpn.ts';
 import type { BoxHeadConfig, ModelConfig } from './config.ts';
 import type { GpuBatch } from './transform.ts';
 
@@ -64,10 +64,46 @@ export function toRois(boxes: Tensor, B: number, n: number): Tensor {
   return E.concat([col, E.reshape(boxes, [B * n, 4])], 1);
 }
 
-/** torchvision RoIHeads.select_training_samples with static shapes. */
+/** torchvision RoIHeads.select_training_samples with static shapes, each op once for all images. */
 export function selectTrainingSamples(p: Proposals, batch: GpuBatch, c: BoxHeadConfig, model: ModelConfig, step: number): SampledRois {
   const t = batch.targets;
   if (!t) throw new Error('roi_heads: training needs targets');
+  if (targetsPath.impl === 'perImage') return selectTrainingSamplesPerImage(p, batch, c, model, step);
+  const { B } = batch;
+  const P = p.boxes.shape[1];
+  const G = t.boxes.shape[1];
+  const PG = P + G;
+  const S = Math.min(c.batchSizePerImage, PG);
+  return E.noGrad(() => {
+    // torchvision add_gt_proposals: GT boxes are appended to the proposals
+    const all = E.concat([p.boxes, t.boxes], 1); // [B, P+G, 4]
+    const allValid = E.concat([p.valid, t.valid], 1); // [B, P+G]
+    const iou = E.where(E.unsqueeze(t.valid, 2), boxIou(t.boxes, all), E.full([], -1)); // [B, G, P+G]; padding GT rows -1
+    const m = matcher(iou, { high: c.fgIouThresh, low: c.bgIouThresh, allowLowQualityMatches: false });
+    const lab = E.where(allValid, m.labels, E.full([], -1, 'i32'));
+    const seeds = Array.from({ length: B }, (_, b) => samplerSeed(step, b, 1));
+    const s = sampler(lab, { batchSizePerImage: c.batchSizePerImage, positiveFraction: c.positiveFraction, seed: seeds, mode: model.sampler });
+    // torchvision: sampled_inds = where(pos | neg) — index order, per image
+    const idx = E.narrow(compact(E.add(s.pos, s.neg)).indices, 1, 0, S); // [B, S] within the image, then -1
+    const has = E.ge(idx, 0);
+    const hasF = E.reshape(E.cast(has, 'f32'), [B * S]);
+    const offs = (n: number) => cachedConstant(`rowOffs:${B}x${n}`, () => E.fromArray(Int32Array.from({ length: B }, (_, b) => b * n), [B, 1], 'i32'));
+    const rows = E.reshape(E.add(E.where(has, idx, zeroI()), offs(PG)), [B * S]); // rows of [B·(P+G)]
+    const box = E.indexSelect(E.reshape(all, [B * PG, 4]), 0, rows);
+    const gtIdx = E.indexSelect(E.reshape(E.where(E.ge(m.matches, 0), m.matches, zeroI()), [B * PG]), 0, rows); // within the image
+    const gtRow = E.reshape(E.add(E.reshape(gtIdx, [B, S]), offs(G)), [B * S]); // rows of [B·G]
+    const pos = E.mul(E.indexSelect(E.reshape(E.cast(s.pos, 'f32'), [B * PG]), 0, rows), hasF);
+    const gtLab = E.indexSelect(E.reshape(t.labels, [B * G]), 0, gtRow);
+    const labels = E.where(hasF, E.where(pos, gtLab, zeroI()), E.full([], -100, 'i32'));
+    const regTargets = encodeBoxes(E.indexSelect(E.reshape(t.boxes, [B * G, 4]), 0, gtRow), box, c.regWeights);
+    const boxes = E.where(E.unsqueeze(hasF, 1), box, PAD());
+    return { S, rois: toRois(boxes, B, S), labels, regTargets, pos, valid: hasF, gtIndex: gtRow };
+  });
+}
+
+/** selectTrainingSamples as the per-image loop it replaced (same result bit for bit; test reference only). */
+function selectTrainingSamplesPerImage(p: Proposals, batch: GpuBatch, c: BoxHeadConfig, model: ModelConfig, step: number): SampledRois {
+  const t = batch.targets!;
   const { B } = batch;
   const P = p.boxes.shape[1];
   const G = t.boxes.shape[1];
@@ -77,14 +113,12 @@ export function selectTrainingSamples(p: Proposals, batch: GpuBatch, c: BoxHeadC
     for (let b = 0; b < B; b++) {
       const gt = E.reshape(E.narrow(t.boxes, 0, b, 1), [G, 4]);
       const gv = E.reshape(E.narrow(t.valid, 0, b, 1), [G]);
-      // torchvision add_gt_proposals: GT boxes are appended to the proposals
       const all = E.concat([E.reshape(E.narrow(p.boxes, 0, b, 1), [P, 4]), gt], 0); // [P+G, 4]
       const allValid = E.concat([E.reshape(E.narrow(p.valid, 0, b, 1), [P]), gv], 0);
       const iou = E.where(E.unsqueeze(gv, 1), boxIou(gt, all), E.full([], -1));
       const m = matcher(iou, { high: c.fgIouThresh, low: c.bgIouThresh, allowLowQualityMatches: false });
       const lab = E.where(allValid, m.labels, E.full([], -1, 'i32'));
       const s = sampler(lab, { batchSizePerImage: c.batchSizePerImage, positiveFraction: c.positiveFraction, seed: samplerSeed(step, b, 1), mode: model.sampler });
-      // torchvision: sampled_inds = where(pos | neg) — index order
       const idx = E.narrow(compact(E.add(s.pos, s.neg)).indices, 0, 0, S);
       const has = E.ge(idx, 0);
       const idxC = E.where(has, idx, zeroI());

@@ -146,24 +146,11 @@ export class RPN extends E.Module {
   private loss(objectness: Tensor, deltas: Tensor, plan: LevelPlan, batch: GpuBatch): RpnLosses {
     const t = batch.targets;
     if (!t) throw new Error('rpn: training needs targets');
-    const { B } = batch;
     const c = this.cfg;
-    const G = t.boxes.shape[1];
-    const { pos, sampled, regTargets } = E.noGrad(() => {
-      const posL: Tensor[] = [], sampL: Tensor[] = [], regL: Tensor[] = [];
-      for (let b = 0; b < B; b++) {
-        const gt = E.reshape(E.narrow(t.boxes, 0, b, 1), [G, 4]);
-        const gv = E.reshape(E.narrow(t.valid, 0, b, 1), [G, 1]);
-        const iou = E.where(gv, boxIou(gt, plan.anchors), E.full([], -1)); // [G, N]; padding rows -1
-        const m = matcher(iou, { high: c.fgIouThresh, low: c.bgIouThresh, allowLowQualityMatches: true });
-        const s = sampler(m.labels, { batchSizePerImage: c.batchSizePerImage, positiveFraction: c.positiveFraction, seed: samplerSeed(this.step, b, 0), mode: this.model.sampler });
-        posL.push(E.cast(s.pos, 'f32'));
-        sampL.push(E.cast(E.add(s.pos, s.neg), 'f32'));
-        const matchedGt = E.indexSelect(gt, 0, E.where(E.ge(m.matches, 0), m.matches, E.full([], 0, 'i32')));
-        regL.push(encodeBoxes(matchedGt, plan.anchors));
-      }
-      return { pos: E.stack(posL, 0), sampled: E.stack(sampL, 0), regTargets: E.stack(regL, 0) }; // [B, N], [B, N], [B, N, 4]
-    });
+    const o = { cfg: c, step: this.step, mode: this.model.sampler };
+    const { pos, sampled, regTargets } = E.noGrad(() => (targetsPath.impl === 'batched'
+      ? anchorTargets(t.boxes, t.valid, plan.anchors, o, (k, make) => this.constant(k, make))
+      : anchorTargetsPerImage(t.boxes, t.valid, plan.anchors, o)));
     const nSampled = E.clamp(E.sum(sampled), 1);
     const bce = E.bceWithLogits(objectness, pos, 'none');
     const objLoss = E.div(E.sum(E.where(sampled, bce, E.full([], 0))), nSampled);
@@ -171,6 +158,54 @@ export class RPN extends E.Module {
     const boxLoss = E.div(E.sum(E.where(E.unsqueeze(pos, 2), l1, E.full([], 0))), nSampled);
     return { objectness: objLoss, boxReg: boxLoss };
   }
+}
+
+/**
+ * Which code computes the training targets (RPN anchor targets here, RoI sampling in
+ * roi-heads.ts): 'batched' runs each op once for all images; 'perImage' is the per-image loop it
+ * replaced, kept only so test/model-targets-batched.test.ts can prove the two bit-identical.
+ */
+export const targetsPath: { impl: 'batched' | 'perImage' } = { impl: 'batched' };
+
+interface AnchorTargetOpts { cfg: RpnConfig; step: number; mode: ModelConfig['sampler'] }
+interface AnchorTargets { pos: Tensor; sampled: Tensor; regTargets: Tensor }
+
+/**
+ * Anchor targets of all images at once: gtBoxes [B, G, 4] with gtValid f32 [B, G] (padding rows
+ * 0), anchors [N, 4] shared → pos, sampled f32 [B, N]; regTargets [B, N, 4]. Each op is one
+ * dispatch for the whole batch; image b samples with samplerSeed(step, b, 0).
+ */
+function anchorTargets(gtBoxes: Tensor, gtValid: Tensor, anchors: Tensor, o: AnchorTargetOpts, constant: (key: string, make: () => Tensor) => Tensor): AnchorTargets {
+  const [B, G] = gtBoxes.shape;
+  const N = anchors.shape[0];
+  const c = o.cfg;
+  const iou = E.where(E.unsqueeze(gtValid, 2), boxIou(gtBoxes, anchors), E.full([], -1)); // [B, G, N]; padding rows -1
+  const m = matcher(iou, { high: c.fgIouThresh, low: c.bgIouThresh, allowLowQualityMatches: true });
+  const seeds = Array.from({ length: B }, (_, b) => samplerSeed(o.step, b, 0));
+  const s = sampler(m.labels, { batchSizePerImage: c.batchSizePerImage, positiveFraction: c.positiveFraction, seed: seeds, mode: o.mode });
+  const gtOffs = constant(`gtOffs:${B}:${G}`, () => E.fromArray(Int32Array.from({ length: B }, (_, b) => b * G), [B, 1], 'i32'));
+  const gidx = E.reshape(E.add(E.where(E.ge(m.matches, 0), m.matches, E.full([], 0, 'i32')), gtOffs), [B * N]); // row of [B·G] boxes
+  const matchedGt = E.reshape(E.indexSelect(E.reshape(gtBoxes, [B * G, 4]), 0, gidx), [B, N, 4]);
+  return { pos: E.cast(s.pos, 'f32'), sampled: E.cast(E.add(s.pos, s.neg), 'f32'), regTargets: encodeBoxes(matchedGt, anchors) };
+}
+
+/** anchorTargets as the per-image loop it replaced (same result bit for bit; test reference only). */
+function anchorTargetsPerImage(gtBoxes: Tensor, gtValid: Tensor, anchors: Tensor, o: AnchorTargetOpts): AnchorTargets {
+  const [B, G] = gtBoxes.shape;
+  const c = o.cfg;
+  const posL: Tensor[] = [], sampL: Tensor[] = [], regL: Tensor[] = [];
+  for (let b = 0; b < B; b++) {
+    const gt = E.reshape(E.narrow(gtBoxes, 0, b, 1), [G, 4]);
+    const gv = E.reshape(E.narrow(gtValid, 0, b, 1), [G, 1]);
+    const iou = E.where(gv, boxIou(gt, anchors), E.full([], -1)); // [G, N]; padding rows -1
+    const m = matcher(iou, { high: c.fgIouThresh, low: c.bgIouThresh, allowLowQualityMatches: true });
+    const s = sampler(m.labels, { batchSizePerImage: c.batchSizePerImage, positiveFraction: c.positiveFraction, seed: samplerSeed(o.step, b, 0), mode: o.mode });
+    posL.push(E.cast(s.pos, 'f32'));
+    sampL.push(E.cast(E.add(s.pos, s.neg), 'f32'));
+    const matchedGt = E.indexSelect(gt, 0, E.where(E.ge(m.matches, 0), m.matches, E.full([], 0, 'i32')));
+    regL.push(encodeBoxes(matchedGt, anchors));
+  }
+  return { pos: E.stack(posL, 0), sampled: E.stack(sampL, 0), regTargets: E.stack(regL, 0) }; // [B, N], [B, N], [B, N, 4]
 }
 
 /** Per-(step, image, stage) sampler seed: a pure function of the iteration, so resume is exact. */
