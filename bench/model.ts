@@ -94,6 +94,7 @@ for (const r of recs) {
 }
 // inference
 const inferMs: number[] = [];
+await predict(model, bs0[0]); // warm-up: inference-only pipelines (NMS, paste, decode) compile here, not in the timed calls
 for (const b of bs0.slice(warm, warm + steps)) { const t0 = performance.now(); await predict(model, b); inferMs.push(performance.now() - t0); }
 model.train();
 const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
