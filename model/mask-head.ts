@@ -9,7 +9,8 @@ import { conv2dRelu } from '../engine/ops-conv.ts';
 import { compact, multiScaleRoiAlign, roiAlign } from '../engine/ops-detect.ts';
 import { makeNorm, type NormLayer } from './backbone.ts';
 import { initParam } from './init.ts';
-import { chunkedOverRois, POOL_SCALES, type SampledRois } from './roi-heads.ts';
+import { cachedConstant, chunkedOverRois, POOL_SCALES, type SampledRois } from './roi-heads.ts';
+import { targetsPath } from './rpn.ts';
 import type { MaskHeadConfig } from './config.ts';
 import type { GpuTargets } from './transform.ts';
 
@@ -64,21 +65,36 @@ export function selectPositives(s: SampledRois, B: number, positiveFraction: num
   const quota = Math.max(1, Math.min(S, Math.floor(S * positiveFraction)));
   const Q = cap > 0 ? Math.min(cap, quota) : quota;
   return E.noGrad(() => {
-    const rL: Tensor[] = [], lL: Tensor[] = [], gL: Tensor[] = [], vL: Tensor[] = [];
     const rows = keep ? E.mul(s.pos, keep) : s.pos;
-    for (let b = 0; b < B; b++) {
-      const pos = E.cast(E.narrow(rows, 0, b * S, S), 'i32');
-      const idx = E.narrow(compact(pos).indices, 0, 0, Q);
-      const has = E.ge(idx, 0);
-      const k = E.add(E.where(has, idx, E.full([], 0, 'i32')), E.full([], b * S, 'i32'));
-      const v = E.cast(has, 'f32');
-      rL.push(E.indexSelect(s.rois, 0, k));
-      lL.push(E.where(has, E.indexSelect(s.labels, 0, k), E.full([], 0, 'i32')));
-      gL.push(E.indexSelect(s.gtIndex, 0, k));
-      vL.push(v);
-    }
-    return { Q, rois: E.concat(rL, 0), labels: E.concat(lL, 0), gtIndex: E.concat(gL, 0), valid: E.concat(vL, 0) };
+    if (targetsPath.impl === 'perImage') return selectPositivesPerImage(s, B, Q, rows);
+    // one compaction for all images: positives of row b in index order, then -1
+    const idx = E.narrow(compact(E.reshape(E.cast(rows, 'i32'), [B, S])).indices, 1, 0, Q); // [B, Q]
+    const has = E.reshape(E.ge(idx, 0), [B * Q]);
+    const offs = cachedConstant(`rowOffs:${B}x${S}`, () => E.fromArray(Int32Array.from({ length: B }, (_, b) => b * S), [B, 1], 'i32'));
+    const k = E.reshape(E.add(E.where(E.ge(idx, 0), idx, E.full([], 0, 'i32')), offs), [B * Q]);
+    return {
+      Q, rois: E.indexSelect(s.rois, 0, k), labels: E.where(has, E.indexSelect(s.labels, 0, k), E.full([], 0, 'i32')),
+      gtIndex: E.indexSelect(s.gtIndex, 0, k), valid: E.cast(has, 'f32'),
+    };
   });
+}
+
+/** The per-image loop selectPositives replaced: the reference of test/model-targets-batched.test.ts. */
+function selectPositivesPerImage(s: SampledRois, B: number, Q: number, rows: Tensor): PositiveRois {
+  const S = s.S;
+  const rL: Tensor[] = [], lL: Tensor[] = [], gL: Tensor[] = [], vL: Tensor[] = [];
+  for (let b = 0; b < B; b++) {
+    const pos = E.cast(E.narrow(rows, 0, b * S, S), 'i32');
+    const idx = E.narrow(compact(pos).indices, 0, 0, Q);
+    const has = E.ge(idx, 0);
+    const k = E.add(E.where(has, idx, E.full([], 0, 'i32')), E.full([], b * S, 'i32'));
+    const v = E.cast(has, 'f32');
+    rL.push(E.indexSelect(s.rois, 0, k));
+    lL.push(E.where(has, E.indexSelect(s.labels, 0, k), E.full([], 0, 'i32')));
+    gL.push(E.indexSelect(s.gtIndex, 0, k));
+    vL.push(v);
+  }
+  return { Q, rois: E.concat(rL, 0), labels: E.concat(lL, 0), gtIndex: E.concat(gL, 0), valid: E.concat(vL, 0) };
 }
 
 export class MaskHead extends E.Module {
