@@ -7,7 +7,8 @@ import { add, assignInto, reshape, run, sum, zeros } from './ops.ts';
 import { type ConvGeom, convForwardLaunch, convForwardV4Launch, convWeightGradV4Launch, convOutSize, convWeightGradLaunch, convWeightGradReduceLaunch, planWeightGrad, type SplitPlan } from '../kernels/conv.ts';
 import { convInputGradPhaseLaunch, convPhases } from '../kernels/conv-grad.ts';
 import { canVec4, matmulVec4Launch, type MatmulDims, vec4Tile } from '../kernels/matmul.ts';
-import { dense, epilogueOps, freeIfCopy, normOps, poolOps, reluMask } from './ops-norm.ts';
+import { epilogueOps, normOps, poolOps, reluMask } from './ops-norm.ts';
+import { dense, freeIfCopy } from './ops.ts';
 
 export type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);

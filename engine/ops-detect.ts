@@ -6,7 +6,7 @@
 // (../shared/reference/torchvision-mask-rcnn.md §1.2, §1.6) and the seed (seed-mask-rcnn-pytorch.md §3).
 import { apply, type OpDef } from './autograd.ts';
 import { empty, fromArray, Tensor } from './tensor.ts';
-import { full, run, zeros } from './ops.ts';
+import { dense as c, freeIfCopy as done, full, run, zeros } from './ops.ts';
 import { runtime } from './runtime.ts';
 import { cdiv } from '../kernels/common.ts';
 import { roiCropLaunch, roiPoolBackwardLaunch, roiPoolLaunch } from '../kernels/roi.ts';
@@ -16,7 +16,7 @@ import { nextPow2, sortExtractLaunch, sortInitLaunch, sortMergeRunsPasses, sortP
 import { nmsChunkRows, nmsChunks, nmsGatherLaunch, nmsGreedyLaunch, nmsMaskLaunch, nmsSplitLaunch } from '../kernels/nms.ts';
 import { anchorGridLaunch, pyFasterBaseAnchors, torchvisionBaseAnchors } from '../kernels/boxes.ts';
 import { pasteLaunch, pasteSetupLaunch, pasteWordsPerRow } from '../kernels/paste.ts';
-import { checkBoxes, contiguousAt0 as c, disposeCopy as done } from './ops-match.ts';
+import { checkBoxes } from './ops-match.ts';
 
 // box ops, matcher, sampler and compaction live in ops-match.ts
 export * from './ops-match.ts';

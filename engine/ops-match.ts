@@ -3,21 +3,13 @@
 // Re-exported by ops-detect.ts. Counts stay on the GPU as i32 tensors (no host syncs). Semantics:
 // torchvision 0.14 (../shared/reference/torchvision-mask-rcnn.md §1.2, §1.6).
 import { empty, Tensor } from './tensor.ts';
-import { assignInto, full, run, zeros } from './ops.ts';
+import { dense, freeIfCopy, full, run, zeros } from './ops.ts';
 import { boxIouLaunch, clipLaunch, compactLaunch, decodeLaunch, encodeLaunch, matchColMaxLaunch, matchFinalLaunch, matchRowMaxLaunch, smallMaskLaunch } from '../kernels/boxes.ts';
 import { MAX_SAMPLER_ROWS, samplerPickLaunch } from '../kernels/sampler.ts';
 
-/** Kernels index whole buffers from element 0, so inputs must be contiguous at offset 0. */
-export function contiguousAt0(t: Tensor): Tensor {
-  if (t.isContiguous && t.offset === 0) return t;
-  const o = empty(t.shape, t.dtype, 'detect.contiguous');
-  assignInto(o, t);
-  return o;
-}
-/** Frees the copy contiguousAt0 made (never the caller's tensor). */
-export const disposeCopy = (t: Tensor, orig: Tensor) => t !== orig && t.dispose();
-const c = contiguousAt0;
-const done = disposeCopy;
+// kernels index whole buffers from element 0: inputs go through dense(), copies are freed after
+const c = dense;
+const done = freeIfCopy;
 
 // ---- box ops ------------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 // (kernels in ../kernels/{norm,group-norm,pool,resample}.ts); aggregated into convOps by ./ops-conv.ts. All NCHW.
 import { apply, noGrad, type OpDef } from './autograd.ts';
 import { empty, Tensor, viewOf } from './tensor.ts';
-import { add, assignInto, full, mul, rsqrt, run, sub } from './ops.ts';
+import { add, dense, freeIfCopy, full, mul, rsqrt, run, sub } from './ops.ts';
 import { mapLaunch } from '../kernels/elementwise.ts';
 import {
   bnBackwardLaunch, bnStatsFinalizeLaunch, bnStatsPartialLaunch, channelAffineLaunch, channelSumsFinalizeLaunch, channelSumsPartialLaunch, planChannels, type ChannelPlan,
@@ -12,14 +12,6 @@ import { TARGET_THREADS_CPU, TARGET_THREADS_GPU } from '../kernels/reduce.ts';
 import { numel } from '../kernels/common.ts';
 import { runtime } from './runtime.ts';
 
-/** t itself when contiguous at offset 0, else a dense copy (kernels index from element 0). */
-export function dense(t: Tensor): Tensor {
-  if (t.isContiguous && t.offset === 0) return t;
-  const c = empty(t.shape, t.dtype, 'dense');
-  assignInto(c, t);
-  return c;
-}
-export const freeIfCopy = (c: Tensor, t: Tensor) => c !== t && c.dispose();
 
 /** g · (y > 0): a ReLU fused into a forward epilogue, undone on the way back. */
 export function reluMask(g: Tensor, y: Tensor): Tensor {

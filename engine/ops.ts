@@ -248,6 +248,16 @@ export function contiguous(x: Tensor): Tensor {
   return apply('contiguous', contiguousOp, [x], {});
 }
 
+/** t itself when contiguous at offset 0, else a dense copy (kernels index whole buffers from element 0). */
+export function dense(t: Tensor): Tensor {
+  if (t.isContiguous && t.offset === 0) return t;
+  const c = empty(t.shape, t.dtype, 'dense');
+  assignInto(c, t);
+  return c;
+}
+/** Frees the copy dense() made (never the caller's tensor). */
+export const freeIfCopy = (c: Tensor, t: Tensor) => c !== t && c.dispose();
+
 /** Writes src (broadcast to dst's shape) into the strided view dst. Not differentiable (used inside ops). */
 export function assignInto(dst: Tensor, src: Tensor): void {
   if (dst.size === 0) return;

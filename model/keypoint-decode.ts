@@ -108,14 +108,8 @@ export function heatmapsToKeypoints(logits: Float32Array, R: number, K: number, 
     const ax = full ? null : axisTiles(S, outW), ay = full ? null : axisTiles(S, outH);
     for (let k = 0; k < K; k++) {
       const off = (r * K + k) * S * S;
-      if (full) {
-        const map = bicubicResize(logits, off, S, outH, outW, opts.arith);
-        best.index = 0;
-        for (let i = 1; i < map.length; i++) if (map[i] > map[best.index]) best.index = i;
-        best.value = map[best.index];
-      } else {
-        argmaxPruned(logits, off, S, ay!, ax!, best);
-      }
+      if (full) argmaxFull(logits, off, S, outH, outW, opts.arith, best);
+      else argmaxPruned(logits, off, S, ay!, ax!, best);
       const xi = best.index % outW, yi = (best.index - xi) / outW;
       const o = r * K + k;
       keypoints[3 * o] = f(f(f(xi + 0.5) * wCorr) + x1);
@@ -125,6 +119,14 @@ export function heatmapsToKeypoints(logits: Float32Array, R: number, K: number, 
     }
   }
   return { keypoints, scores };
+}
+
+/** argmax (first maximum, row-major) and value of the whole resized map. */
+function argmaxFull(src: Float32Array, offset: number, S: number, outH: number, outW: number, arith: BicubicArith | undefined, best: { index: number; value: number }): void {
+  const map = bicubicResize(src, offset, S, outH, outW, arith);
+  best.index = 0;
+  for (let i = 1; i < map.length; i++) if (map[i] > map[best.index]) best.index = i;
+  best.value = map[best.index];
 }
 
 // ---- pruned argmax ----------------------------------------------------------------------------
@@ -186,13 +188,7 @@ export function argmaxPruned(src: Float32Array, offset: number, S: number, ay: A
   let maxAbs = 0;
   for (let i = offset; i < offset + S * S; i++) {
     const v = src[i];
-    if (!Number.isFinite(v)) {
-      const map = bicubicResize(src, offset, S, outH, outW);
-      best.index = 0;
-      for (let j = 1; j < map.length; j++) if (map[j] > map[best.index]) best.index = j;
-      best.value = map[best.index];
-      return;
-    }
+    if (!Number.isFinite(v)) return argmaxFull(src, offset, S, outH, outW, undefined, best);
     if (Math.abs(v) > maxAbs) maxAbs = Math.abs(v);
   }
   if (hv.length < S * KP_TILE) hv = new Float64Array(S * KP_TILE);

@@ -9,7 +9,7 @@ import { conv2dRelu } from '../engine/ops-conv.ts';
 import { compact, multiScaleRoiAlign, roiAlign } from '../engine/ops-detect.ts';
 import { makeNorm, type NormLayer } from './backbone.ts';
 import { initParam } from './init.ts';
-import { cachedConstant, chunkedOverRois, POOL_SCALES, type SampledRois } from './roi-heads.ts';
+import { chunkedOverRois, POOL_SCALES, rowOffsets, type SampledRois } from './roi-heads.ts';
 import { targetsPath } from './rpn.ts';
 import type { MaskHeadConfig } from './config.ts';
 import type { GpuTargets } from './transform.ts';
@@ -69,9 +69,9 @@ export function selectPositives(s: SampledRois, B: number, positiveFraction: num
     if (targetsPath.impl === 'perImage') return selectPositivesPerImage(s, B, Q, rows);
     // one compaction for all images: positives of row b in index order, then -1
     const idx = E.narrow(compact(E.reshape(E.cast(rows, 'i32'), [B, S])).indices, 1, 0, Q); // [B, Q]
-    const has = E.reshape(E.ge(idx, 0), [B * Q]);
-    const offs = cachedConstant(`rowOffs:${B}x${S}`, () => E.fromArray(Int32Array.from({ length: B }, (_, b) => b * S), [B, 1], 'i32'));
-    const k = E.reshape(E.add(E.where(E.ge(idx, 0), idx, E.full([], 0, 'i32')), offs), [B * Q]);
+    const found = E.ge(idx, 0);
+    const has = E.reshape(found, [B * Q]);
+    const k = E.reshape(E.add(E.where(found, idx, E.full([], 0, 'i32')), rowOffsets(B, S)), [B * Q]);
     return {
       Q, rois: E.indexSelect(s.rois, 0, k), labels: E.where(has, E.indexSelect(s.labels, 0, k), E.full([], 0, 'i32')),
       gtIndex: E.indexSelect(s.gtIndex, 0, k), valid: E.cast(has, 'f32'),

@@ -39,6 +39,9 @@ export function cachedConstant(key: string, make: () => Tensor): Tensor {
   }
   return t;
 }
+/** [B, 1] i32 of b·n: turns per-image row indices into rows of a [B·n] concatenation. */
+export const rowOffsets = (B: number, n: number) => cachedConstant(`rowOffs:${B}x${n}`, () => E.fromArray(Int32Array.from({ length: B }, (_, b) => b * n), [B, 1], 'i32'));
+
 const PAD = () => cachedConstant('pad:1x4', () => E.fromArray([0, 0, 1, 1], [1, 4]));
 const zeroI = () => E.full([], 0, 'i32');
 
@@ -87,11 +90,10 @@ export function selectTrainingSamples(p: Proposals, batch: GpuBatch, c: BoxHeadC
     const idx = E.narrow(compact(E.add(s.pos, s.neg)).indices, 1, 0, S); // [B, S] within the image, then -1
     const has = E.ge(idx, 0);
     const hasF = E.reshape(E.cast(has, 'f32'), [B * S]);
-    const offs = (n: number) => cachedConstant(`rowOffs:${B}x${n}`, () => E.fromArray(Int32Array.from({ length: B }, (_, b) => b * n), [B, 1], 'i32'));
-    const rows = E.reshape(E.add(E.where(has, idx, zeroI()), offs(PG)), [B * S]); // rows of [B·(P+G)]
+    const rows = E.reshape(E.add(E.where(has, idx, zeroI()), rowOffsets(B, PG)), [B * S]); // rows of [B·(P+G)]
     const box = E.indexSelect(E.reshape(all, [B * PG, 4]), 0, rows);
     const gtIdx = E.indexSelect(E.reshape(E.where(E.ge(m.matches, 0), m.matches, zeroI()), [B * PG]), 0, rows); // within the image
-    const gtRow = E.reshape(E.add(E.reshape(gtIdx, [B, S]), offs(G)), [B * S]); // rows of [B·G]
+    const gtRow = E.reshape(E.add(E.reshape(gtIdx, [B, S]), rowOffsets(B, G)), [B * S]); // rows of [B·G]
     const pos = E.mul(E.indexSelect(E.reshape(E.cast(s.pos, 'f32'), [B * PG]), 0, rows), hasF);
     const gtLab = E.indexSelect(E.reshape(t.labels, [B * G]), 0, gtRow);
     const labels = E.where(hasF, E.where(pos, gtLab, zeroI()), E.full([], -100, 'i32'));

@@ -36,7 +36,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   lr_decay_gamma: { kind: 'float', help: 'lr decay factor', default: 0.1, min: 0, max: 1 },
   lr_schedule: { kind: 'string', help: 'lr decay after warmup: step (× --lr_decay_gamma at --lr_decay_step) or cosine (half-cosine to 0 at the last iteration) (default: step)', choices: ['step', 'cosine'] },
   warmup_iters: { kind: 'int', help: 'linear warmup iterations (factor 1/1000 → 1) (default: shapes 50, otherwise 100)', min: 0 },
-  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter) (default: shapes 14 × 32 iterations of 8 images, sized for 15 minutes on 2 CPU cores; otherwise 10)', min: 1 },
+  epochs: { kind: 'int', help: 'epochs (ignored with --max_iter) (default: shapes 20 × 32 iterations of 8 images, sized for 15 minutes on 2 CPU cores; otherwise 10)', min: 1 },
   max_iter: { kind: 'int', help: 'total iterations', min: 1 },
   cag: { kind: 'bool', help: 'class-agnostic box regression (not implemented: error)' },
   keypoints: { kind: 'bool', help: 'keypoint head (default on for shapes; --no-keypoints disables)', default: true },
